@@ -1,0 +1,3 @@
+from adcoffea.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""Analysis configuration: YAML files validated by pydantic.
+
+One config describes one analysis end to end. Unknown keys are errors (a typo must not be
+silently ignored), and every error names the offending key path and the file.
+
+Units follow NanoAOD: GeV for masses and momenta.
+
+Example:
+    >>> from adcoffea.config import AnalysisConfig
+    >>> cfg = AnalysisConfig.model_validate({"name": "demo", "datasets": {"fileset": "f.json"}})
+    >>> cfg.selection.jet_pt_min
+    1200.0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from adcoffea.errors import ConfigError
+
+Process = Literal["qcd", "wprime", "svj", "yxh"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SampleConfig(_Strict):
+    """One synthetic sample to generate (see ``adcoffea.synthetic``)."""
+
+    name: str
+    process: Process
+    events: int = Field(gt=0)
+    files: int = Field(default=1, gt=0, description="split the sample into this many files")
+    seed: int | None = Field(default=None, description="default: derived from the config seed")
+    params: dict[str, float] = Field(
+        default_factory=dict, description="process parameters, e.g. m_wprime, m_x, r_inv (GeV)"
+    )
+
+
+class SyntheticConfig(_Strict):
+    directory: Path = Path("data/synthetic")
+    samples: list[SampleConfig] = Field(min_length=1)
+
+
+class DatasetsConfig(_Strict):
+    """Where events come from: generated synthetic samples or a user fileset."""
+
+    synthetic: SyntheticConfig | None = None
+    fileset: Path | None = Field(
+        default=None, description="coffea fileset JSON: {dataset: {files: {path: tree}}}"
+    )
+    data: list[str] = Field(
+        default_factory=list,
+        description="datasets summed into the 'data' spectrum (default: all non-signal)",
+    )
+    signal: list[str] = Field(
+        default_factory=list, description="datasets used as signal templates (truth-labelled)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetsConfig:
+        if (self.synthetic is None) == (self.fileset is None):
+            raise ValueError("give exactly one of 'synthetic' or 'fileset'")
+        return self
+
+
+class SelectionConfig(_Strict):
+    jet_collection: str = "FatJet"
+    jet_pt_min: float = Field(default=1200.0, ge=0, description="GeV, both leading jets")
+    jet_eta_max: float = Field(default=2.5, gt=0)
+    delta_eta_max: float | None = Field(default=None, gt=0, description="|eta1 - eta2| cut")
+    mjj_min: float | None = Field(default=None, ge=0, description="GeV")
+
+
+class AxisConfig(_Strict):
+    """A regular axis (bins, start, stop) or explicit variable edges."""
+
+    bins: int | None = Field(default=None, gt=0)
+    start: float | None = None
+    stop: float | None = None
+    edges: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _regular_or_variable(self) -> AxisConfig:
+        regular = (self.bins, self.start, self.stop)
+        if self.edges is not None:
+            if any(v is not None for v in regular):
+                raise ValueError("give either 'edges' or 'bins'/'start'/'stop', not both")
+            if len(self.edges) < 2 or any(
+                b <= a for a, b in zip(self.edges[:-1], self.edges[1:], strict=True)
+            ):
+                raise ValueError("'edges' must be at least two strictly increasing values")
+        elif any(v is None for v in regular):
+            raise ValueError("give 'bins', 'start' and 'stop' (or 'edges')")
+        elif self.stop <= self.start:  # type: ignore[operator]
+            raise ValueError("'stop' must be larger than 'start'")
+        return self
+
+
+class HistogramsConfig(_Strict):
+    mjj: AxisConfig = AxisConfig(bins=65, start=1500.0, stop=8000.0)
+    mt: AxisConfig = AxisConfig(bins=60, start=1500.0, stop=7500.0)
+    mj: AxisConfig = AxisConfig(bins=50, start=0.0, stop=1000.0)
+    tau21: AxisConfig = AxisConfig(bins=50, start=0.0, stop=1.2)
+    score: AxisConfig = AxisConfig(bins=100, start=0.0, stop=1.0)
+
+
+class RegionConfig(_Strict):
+    """An anomaly-score region: fixed cuts on the score or a background efficiency.
+
+    ``efficiency`` (e.g. 0.01 for the top 1 %) is turned into a score threshold on the
+    background-dominated training sample when the model is trained.
+    """
+
+    name: str
+    score_min: float | None = None
+    score_max: float | None = None
+    efficiency: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RegionConfig:
+        if self.efficiency is not None and (
+            self.score_min is not None or self.score_max is not None
+        ):
+            raise ValueError("give 'efficiency' or 'score_min'/'score_max', not both")
+        return self
+
+
+Method = Literal["autoencoder", "vae", "nae", "antelope", "vrnn", "cwola", "cathode", "supervised"]
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(default=30, gt=0)
+    batch_size: int = Field(default=512, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    patience: int = Field(default=5, ge=0, description="early stopping (epochs without gain)")
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    k_folds: int = Field(default=5, ge=2, description="weak supervision: k-fold scoring")
+    ensemble: int = Field(default=1, ge=1)
+    seed: int = 0
+
+
+class ModelConfig(_Strict):
+    method: Method
+    bundle: Path | None = Field(default=None, description="existing bundle; else trained")
+    features: list[str] | None = Field(default=None, description="default: the method's own")
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    train: TrainConfig = TrainConfig()
+    signal_region: tuple[float, float] | None = Field(
+        default=None, description="weak supervision: SR in the observable (GeV)"
+    )
+    sidebands: tuple[float, float] | None = Field(
+        default=None, description="weak supervision: outer edges of the sidebands (GeV)"
+    )
+
+
+class ExecutorConfig(_Strict):
+    name: Literal["iterative", "futures", "dask"] = "futures"
+    workers: int = Field(default=2, gt=0)
+    chunksize: int = Field(default=100_000, gt=0)
+    scheduler: str | None = Field(default=None, description="dask scheduler address")
+    retries: int = Field(default=3, ge=0)
+    strict: bool = Field(default=False, description="stop at the first failed file")
+    resume: bool = False
+
+
+class FitConfig(_Strict):
+    function: Literal["dijet", "expo", "power"] = "dijet"
+    n_params: list[int] = Field(default_factory=lambda: [3, 4, 5])
+    sqrt_s: float = 13000.0
+    range: tuple[float, float] | None = None
+    backend: Literal["iminuit", "zfit"] = "iminuit"
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+
+
+class BumpHunterConfig(_Strict):
+    width_min: int | list[int] = 2
+    width_max: int | list[int] = 6
+    step: Literal["1", "half", "full"] | int = 1
+    mode: Literal["excess", "deficit"] = "excess"
+    n_toys: int = Field(default=10_000, gt=0)
+    background: Literal["fit", "template"] = "fit"
+    sideband: bool = False
+    seed: int = 0
+
+
+class LimitsConfig(_Strict):
+    masses: list[float] = Field(default_factory=list, description="signal masses (GeV)")
+    signal_width: float = Field(default=0.05, gt=0, description="Gaussian width / mass")
+    cl: float = Field(default=0.95, gt=0, lt=1)
+    calculator: Literal["asymptotics", "toybased"] = "asymptotics"
+
+
+class AnalysisConfig(_Strict):
+    name: str
+    analysis: Literal["dijet", "semivisible", "yxh"] = "dijet"
+    output: Path = Path("results")
+    seed: int = 0
+    datasets: DatasetsConfig
+    selection: SelectionConfig = SelectionConfig()
+    histograms: HistogramsConfig = HistogramsConfig()
+    regions: list[RegionConfig] = Field(default_factory=lambda: [RegionConfig(name="inclusive")])
+    model: ModelConfig | None = None
+    executor: ExecutorConfig = ExecutorConfig()
+    fit: FitConfig | None = None
+    bumphunt: BumpHunterConfig | None = None
+    limits: LimitsConfig | None = None
+
+    @model_validator(mode="after")
+    def _regions_need_model(self) -> AnalysisConfig:
+        names = [r.name for r in self.regions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"region names must be unique, got {names}")
+        scored = [r.name for r in self.regions if r.efficiency or r.score_min or r.score_max]
+        if scored and self.model is None:
+            raise ValueError(f"regions {scored} cut on an anomaly score but no 'model' is given")
+        return self
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  {key}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], *, source: str = "<dict>") -> AnalysisConfig:
+    """Validate a config mapping, raising :class:`ConfigError` that names the bad keys."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config {source}: top level must be a mapping")
+    try:
+        return AnalysisConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path) -> AnalysisConfig:
+    """Read a YAML config with ``yaml.safe_load`` (never executes code) and validate it.
+
+    Relative paths inside the config stay relative to the current directory, as for
+    every other command-line tool.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config {path} is not valid YAML: {err}") from None
+    return parse_config(data, source=str(path))

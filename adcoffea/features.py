@@ -1,0 +1,116 @@
+"""Per-event inputs of the anomaly-detection models.
+
+The processors compute these columns once, in the same code for training and for scoring, so
+a model never sees features built by a second implementation.
+
+High-level features follow the CATHODE convention of the LHC Olympics R&D data set, with the
+two selected jets ordered by mass (units GeV):
+
+=============  ==========================================================
+``mjj``        invariant mass of the two selected jets
+``mj_min``     mass of the lighter jet
+``mj_max``     mass of the heavier jet
+``delta_mj``   ``mj_max - mj_min``
+``tau21_min``  tau2/(tau1 + 1e-5) of the lighter jet
+``tau21_max``  tau2/(tau1 + 1e-5) of the heavier jet
+``tau32_min``  tau3/(tau2 + 1e-5) of the lighter jet
+``tau32_max``  tau3/(tau2 + 1e-5) of the heavier jet
+=============  ==========================================================
+
+Constituent inputs are zero-padded arrays of shape ``(n_events, n_jets, max_particles, 4)``
+holding ``(pt, eta, phi, mass)`` of each jet's constituents ordered by decreasing pt, with a
+boolean ``mask`` of shape ``(n_events, n_jets, max_particles)``; the jets are the two selected
+jets ordered by decreasing pt, and ``jets`` holds their ``(pt, eta, phi, mass)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Names and order of the high-level features a processor computes.
+HIGH_LEVEL_FEATURES: tuple[str, ...] = (
+    "mjj",
+    "mj_min",
+    "mj_max",
+    "delta_mj",
+    "tau21_min",
+    "tau21_max",
+    "tau32_min",
+    "tau32_max",
+)
+
+#: The four standard LHCO features (mjj is the resonance observable, not an input).
+LHCO_FEATURES: tuple[str, ...] = ("mj_min", "delta_mj", "tau21_min", "tau21_max")
+
+#: Epsilon of the CATHODE tau ratio convention.
+TAU_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """Everything an anomaly-detection model may read for a batch of events.
+
+    Attributes:
+        high_level: feature name -> array of shape (n,) (see ``HIGH_LEVEL_FEATURES``).
+        event: event numbers, shape (n,), uint64; weak-supervision bundles use them to pick
+            the k-fold model that never saw an event.
+        constituents: (n, n_jets, max_particles, 4) of (pt, eta, phi, mass), zero padded.
+        mask: (n, n_jets, max_particles) bool, True for real particles.
+        jets: (n, n_jets, 4) of (pt, eta, phi, mass) of the selected jets.
+    """
+
+    high_level: dict[str, np.ndarray] = field(default_factory=dict)
+    event: np.ndarray | None = None
+    constituents: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    jets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        for arr in (self.event, self.constituents, self.jets, *self.high_level.values()):
+            if arr is not None:
+                return len(arr)
+        return 0
+
+    def matrix(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
+        """Stack the named high-level features into an (n, len(names)) float32 array."""
+        missing = [n for n in names if n not in self.high_level]
+        if missing:
+            raise KeyError(
+                f"high-level features {missing} are not among the inputs {sorted(self.high_level)}"
+            )
+        return np.stack([np.asarray(self.high_level[n], dtype=np.float32) for n in names], axis=1)
+
+    def select(self, index: np.ndarray) -> ModelInputs:
+        """The same inputs restricted to ``index`` (a boolean mask or integer indices)."""
+
+        def take(a):
+            return None if a is None else a[index]
+
+        return ModelInputs(
+            high_level={k: v[index] for k, v in self.high_level.items()},
+            event=take(self.event),
+            constituents=take(self.constituents),
+            mask=take(self.mask),
+            jets=take(self.jets),
+        )
+
+    @staticmethod
+    def concatenate(parts: list[ModelInputs]) -> ModelInputs:
+        """Concatenate inputs of several chunks (all must carry the same fields)."""
+        if not parts:
+            return ModelInputs()
+
+        def cat(name):
+            arrs = [getattr(p, name) for p in parts]
+            return None if arrs[0] is None else np.concatenate(arrs)
+
+        keys = parts[0].high_level.keys()
+        return ModelInputs(
+            high_level={k: np.concatenate([p.high_level[k] for p in parts]) for k in keys},
+            event=cat("event"),
+            constituents=cat("constituents"),
+            mask=cat("mask"),
+            jets=cat("jets"),
+        )

@@ -15,11 +15,16 @@ import awkward as ak
 import hist
 import numpy as np
 from coffea import processor
+from coffea.nanoevents import NanoAODSchema
 
 from adcoffea.config import AxisConfig, HistogramsConfig, RegionConfig, SelectionConfig
 from adcoffea.errors import InputFileError, ModelBundleError
 from adcoffea.features import ModelInputs, high_level_features, two_columns
 from adcoffea.processors.selections import event_weights, select_dijets
+
+# Synthetic and skimmed files lack most cross-referenced collections; that is expected.
+# Set here too, because loky/dask workers import this module afresh.
+NanoAODSchema.warn_missing_crossrefs = False
 
 #: Loaded model bundles, one per (path, content hash) and worker process: a processor is
 #: pickled to every task, the bundle is not, so each worker reads it once.

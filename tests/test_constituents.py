@@ -20,7 +20,9 @@ CASES = [
 
 
 def _events(path):
-    return NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=NanoAODSchema, mode="virtual").events()
+    return NanoEventsFactory.from_root(
+        {str(path): "Events"}, schemaclass=NanoAODSchema, mode="virtual"
+    ).events()
 
 
 @pytest.mark.parametrize(("fname", "jet_branch", "cand_branch", "parts"), CASES)
@@ -73,8 +75,13 @@ def test_file_without_links_is_named(nanoaod_dir):
 
 def test_corrupt_link_index_is_refused():
     ev = ak.Array(
-        [{"FatJet": [{"pt": 1.0}], "PFCand": [{"pt": 2.0}],
-          "FatJetPFCand": [{"jetIdx": 0, "pfCandIdx": 3}]}]
+        [
+            {
+                "FatJet": [{"pt": 1.0}],
+                "PFCand": [{"pt": 2.0}],
+                "FatJetPFCand": [{"jetIdx": 0, "pfCandIdx": 3}],
+            }
+        ]
     )
     with pytest.raises(InputFileError, match="pfCandIdx has out-of-range"):
         jet_constituents(ev)

@@ -25,7 +25,9 @@ def fileset(nanoaod_dir):
 
 @pytest.mark.parametrize("proc_cls", [DijetProcessor, SemivisibleProcessor, YXHProcessor])
 def test_every_real_sample_runs(fileset, proc_cls):
-    out = run_processor(fileset, proc_cls(selection=LOOSE), executor="iterative", chunksize=1000, status=False)
+    out = run_processor(
+        fileset, proc_cls(selection=LOOSE), executor="iterative", chunksize=1000, status=False
+    )
     rep = out.report
     assert rep.failures == ()
     assert rep.events_total == 200 + 200 + 10 + 40 + 0
@@ -42,14 +44,21 @@ def test_every_real_sample_runs(fileset, proc_cls):
         if n_sel == 0:
             continue
         filled = h[{"dataset": ds, "region": "inclusive"}]
-        n_filled = filled.sum(flow=True).value if filled.ndim == 1 else filled.values(flow=True).sum()
+        n_filled = (
+            filled.sum(flow=True).value if filled.ndim == 1 else filled.values(flow=True).sum()
+        )
         assert n_filled != 0
     assert cutflow["pfnano"]["jet_eta"] == 10 and cutflow["v15"]["jet_eta"] == 13
 
 
 def test_cutflow_is_a_strict_chain(fileset):
-    out = run_processor({"v15": fileset["v15"]}, DijetProcessor(selection=LOOSE), executor="iterative",
-                        chunksize=64, status=False)
+    out = run_processor(
+        {"v15": fileset["v15"]},
+        DijetProcessor(selection=LOOSE),
+        executor="iterative",
+        chunksize=64,
+        status=False,
+    )
     flow = out.output["cutflow"]["v15"]
     # in = out + removed, cut by cut, and summed over the chunks of the file.
     names = list(flow)
@@ -62,8 +71,9 @@ def test_genweight_is_applied(nanoaod_dir):
     import uproot
 
     path = nanoaod_dir / "pfnano.root"
-    out = run_processor({"p": [str(path)]}, DijetProcessor(selection=LOOSE), executor="iterative",
-                        status=False)
+    out = run_processor(
+        {"p": [str(path)]}, DijetProcessor(selection=LOOSE), executor="iterative", status=False
+    )
     w = uproot.open(path)["Events"]["genWeight"].array(library="np")
     total = out.output["hists"]["mjj"][{"dataset": "p", "region": "inclusive"}].sum(flow=True).value
     np.testing.assert_allclose(total, w.sum(), rtol=1e-6)

@@ -64,7 +64,7 @@ def test_signal_peaks_in_the_signal_region(small_run):
 
 
 def test_outputs_written_and_consistent(small_run):
-    tmp, res = small_run
+    tmp, _ = small_run
     out = tmp / "out"
     cutflow = json.loads((out / "cutflow.json").read_text())
     assert cutflow["cutflow"]["qcd"]["all"] == 6000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -36,7 +38,7 @@ def test_every_real_sample_runs(fileset, proc_cls):
     for ds, flow in cutflow.items():
         counts = list(flow.values())
         assert flow["all"] == rep.datasets[ds]["events_total"]
-        assert all(a >= b for a, b in zip(counts[:-1], counts[1:], strict=True)), flow
+        assert all(a >= b for a, b in itertools.pairwise(counts)), flow
     h = out.output["hists"][proc_cls.observable]
     # Every selected event is in the histogram (flow bins included), weighted by genWeight.
     for ds, flow in cutflow.items():
@@ -62,7 +64,7 @@ def test_cutflow_is_a_strict_chain(fileset):
     flow = out.output["cutflow"]["v15"]
     # in = out + removed, cut by cut, and summed over the chunks of the file.
     names = list(flow)
-    removed = [flow[a] - flow[b] for a, b in zip(names[:-1], names[1:], strict=True)]
+    removed = [flow[a] - flow[b] for a, b in itertools.pairwise(names)]
     assert flow["all"] == flow[names[-1]] + sum(removed) == 200
     assert flow["two_jets"] == 20  # events with >= 2 FatJets in this sample
 

@@ -378,3 +378,70 @@ def cli_main(args) -> int:
 
 
 __all__ = ["RunResult", "data_datasets", "ensure_synthetic", "make_processor", "run"]
+
+
+# --------------------------------------------------------------------------------------
+# `adcoffea process`: a processor over a user fileset, no config file needed
+# --------------------------------------------------------------------------------------
+def process_arguments(parser) -> None:
+    parser.add_argument(
+        "fileset", type=Path, help="coffea fileset JSON {dataset: {files: {path: tree}}}"
+    )
+    parser.add_argument("--analysis", choices=["dijet", "semivisible", "yxh"], default="dijet")
+    parser.add_argument("--bundle", type=Path, help="model bundle directory for the anomaly score")
+    parser.add_argument(
+        "--score-cut",
+        type=float,
+        action="append",
+        default=[],
+        help="add a region 'as_gt_X' with score > X (repeatable)",
+    )
+    parser.add_argument("--jet-pt-min", type=float, default=1200.0, help="GeV, both jets")
+    parser.add_argument("--jet-eta-max", type=float, default=2.5)
+    parser.add_argument("--executor", choices=["iterative", "futures", "dask"], default="futures")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scheduler", help="dask scheduler address")
+    parser.add_argument("--chunksize", type=int, default=100_000)
+    parser.add_argument("--strict", action="store_true", help="stop at the first failed file")
+    parser.add_argument("--out", type=Path, default=Path("results/process"))
+
+
+def process_main(args) -> int:
+    from adcoffea.config import RegionConfig, SelectionConfig
+    from adcoffea.execution import run_processor
+    from adcoffea.outputs import save_hists, write_json
+    from adcoffea.processors import PROCESSORS
+
+    regions = [RegionConfig(name="inclusive")]
+    regions += [RegionConfig(name=f"as_gt_{c:g}", score_min=c) for c in args.score_cut]
+    if args.score_cut and args.bundle is None:
+        raise ConfigError("--score-cut needs --bundle")
+    proc = PROCESSORS[args.analysis](
+        selection=SelectionConfig(jet_pt_min=args.jet_pt_min, jet_eta_max=args.jet_eta_max),
+        regions=tuple(regions),
+        bundle=str(args.bundle) if args.bundle else None,
+    )
+    res = run_processor(
+        args.fileset,
+        proc,
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        chunksize=args.chunksize,
+        strict=args.strict,
+    )
+    save_hists(res.output.get("hists", {}), args.out)
+    write_json(
+        args.out / "cutflow.json",
+        {
+            "cutflow": res.output.get("cutflow", {}),
+            "weighted": res.output.get("cutflow_weighted", {}),
+            "report": res.report.to_dict(),
+        },
+    )
+    rep = res.report
+    print(
+        f"processed {rep.events_processed} of {rep.events_total} events "
+        f"({rep.events_failed} failed) -> {args.out}/hists.pkl, hists.root, cutflow.json"
+    )
+    return 0 if not rep.failures else 1

@@ -169,3 +169,30 @@ def _plot_roc(roc, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def cli_arguments(parser) -> None:
+    parser.add_argument("config", type=Path, help="analysis YAML with a 'model' section")
+    parser.add_argument("--output", type=Path, help="override the output directory")
+    parser.add_argument("--executor", choices=["iterative", "futures", "dask"])
+
+
+def cli_main(args) -> int:
+    from adcoffea.config import load_config
+    from adcoffea.errors import ConfigError
+    from adcoffea.pipeline import data_datasets, resolve_fileset
+
+    cfg = load_config(args.config)
+    if cfg.model is None:
+        raise ConfigError(f"{args.config}: no 'model' section to train")
+    out_dir = Path(args.output or cfg.output)
+    fileset = resolve_fileset(cfg)
+    res = train_from_config(
+        cfg,
+        fileset,
+        data_datasets(cfg, fileset),
+        out_dir=out_dir,
+        process_opts={"executor": args.executor},
+    )
+    print(f"model bundle written to {res['bundle']}")
+    return 0

@@ -184,14 +184,30 @@ class BumpHunterConfig(_Strict):
     step: Literal["1", "half", "full"] | int = 1
     mode: Literal["excess", "deficit"] = "excess"
     n_toys: int = Field(default=10_000, gt=0)
-    background: Literal["fit", "template"] = "fit"
+    background: Literal["fit", "efficiency"] = Field(
+        default="fit",
+        description="'fit': the background fit (1D); 'efficiency': the inclusive data times "
+        "the anomaly-cut efficiency per bin of the second axis (2D) or overall (1D)",
+    )
+    scan_range: tuple[float, float] | None = Field(default=None, description="1D, GeV")
     sideband: bool = False
     seed: int = 0
 
 
 class LimitsConfig(_Strict):
+    region: str | None = Field(default=None, description="region for limits (default: last)")
     masses: list[float] = Field(default_factory=list, description="signal masses (GeV)")
+    masses_x: list[float] = Field(
+        default_factory=list, description="2D searches: m_X points (GeV) of the limit grid"
+    )
     signal_width: float = Field(default=0.05, gt=0, description="Gaussian width / mass")
+    signal_width_x: float = Field(default=0.08, gt=0, description="2D: Gaussian width / m_X")
+    reference_events: float = Field(
+        default=100.0,
+        gt=0,
+        description="mu = 1 for a signal template: this many selected signal events before "
+        "the anomaly cut (the template's region efficiency is applied)",
+    )
     cl: float = Field(default=0.95, gt=0, lt=1)
     calculator: Literal["asymptotics", "toybased"] = "asymptotics"
 
@@ -219,6 +235,9 @@ class AnalysisConfig(_Strict):
         scored = [r.name for r in self.regions if r.efficiency or r.score_min or r.score_max]
         if scored and self.model is None:
             raise ValueError(f"regions {scored} cut on an anomaly score but no 'model' is given")
+        if self.limits is not None and self.limits.region is not None:
+            if self.limits.region not in names:
+                raise ValueError(f"limits.region {self.limits.region!r} is not a region {names}")
         return self
 
 

@@ -121,8 +121,18 @@ class WindowSummer:
             sx = int(xs[1] - xs[0]) if xs.size > 1 else 1
             sy = int(ys[1] - ys[0]) if ys.size > 1 else 1
             self.groups.append(
-                (int(a), int(b), int(win.wx[a]), int(win.wy[a]), int(xs[0]), int(xs.size),
-                 sx, int(ys[0]), int(ys.size), sy)
+                (
+                    int(a),
+                    int(b),
+                    int(win.wx[a]),
+                    int(win.wy[a]),
+                    int(xs[0]),
+                    int(xs.size),
+                    sx,
+                    int(ys[0]),
+                    int(ys.size),
+                    sy,
+                )
             )
 
     def table(self, batch: np.ndarray) -> np.ndarray:

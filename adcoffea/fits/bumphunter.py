@@ -53,8 +53,8 @@ from scipy.stats import norm
 
 from adcoffea.errors import AdcoffeaError, ConfigError
 from adcoffea.fits._windows import (
-    WindowSummer,
     Windows,
+    WindowSummer,
     critical_counts,
     enumerate_windows,
     log_pvalues,
@@ -270,9 +270,7 @@ def _setup(
         "scan_bins": [[lo_x, hi_x], [lo_y, hi_y]][:ndim],
         "sideband": bool(sideband),
         "sideband_width": list(map(int, sw[:ndim])) if sideband else None,
-        "bkg_uncertainty": None
-        if var is None
-        else (var[1] if var[0] == "relative" else "per-bin"),
+        "bkg_uncertainty": None if var is None else (var[1] if var[0] == "relative" else "per-bin"),
     }
     return _Setup(
         ndim=ndim,
@@ -313,10 +311,7 @@ def _nb_log_pvalues(
         bb, vv, dd = b[sel], var[sel], d[sel]
         k = bb * bb / vv
         q = bb / (bb + vv)
-        if mode == "excess":
-            ps = betainc(dd, k, 1.0 - q)
-        else:
-            ps = betainc(k, dd + 1.0, q)
+        ps = betainc(dd, k, 1.0 - q) if mode == "excess" else betainc(k, dd + 1.0, q)
         ps = np.maximum(ps, 1e-300)
         p = p.copy()
         logp = logp.copy()
@@ -416,13 +411,10 @@ def _toy_t(setup: _Setup, toys: np.ndarray, summer: WindowSummer) -> np.ndarray:
     if setup.sideband or setup.var_win is not None:
         # background depends on the toy (sideband) or p is not Poisson: evaluate every window
         totals = toys.sum(axis=(1, 2))
-        p, logp, _ = _window_pvalues(setup, d, totals)
+        _, logp, _ = _window_pvalues(setup, d, totals)
         return -logp.min(axis=1)
     b = setup.bkg_win
-    if setup.mode == "excess":
-        rel = (d > b) & (b > 0)
-    else:
-        rel = d < b
+    rel = (d > b) & (b > 0) if setup.mode == "excess" else d < b
     df = d.astype(np.float64)
     z2 = np.where(rel, z_upper_sq(df, b), -1.0)
     best = np.argmax(z2, axis=1)
@@ -645,7 +637,15 @@ def bumphunt(
         }
     else:
         bump = dict.fromkeys(
-            ("bump_lo", "bump_hi", "bump_bins", "bump_widths", "data_in_bump", "bkg_in_bump", "signal")
+            (
+                "bump_lo",
+                "bump_hi",
+                "bump_bins",
+                "bump_widths",
+                "data_in_bump",
+                "bkg_in_bump",
+                "signal",
+            )
         )
     local_z = float(-ndtri_exp(logp[k])) if p[k] < 1.0 else 0.0
 

@@ -60,6 +60,64 @@ def histogram_arrays(
     return edges, counts
 
 
+def load_histogram(
+    path: str,
+    *,
+    name: str,
+    selections: dict[str, str | None] | None = None,
+) -> Any:
+    """Load histogram ``name`` from a pickle (``{name: hist.Hist}``) or ROOT file, 1D-selected.
+
+    Category axes (``dataset``, ``region``, ...) are indexed with ``selections[axis]``; an axis
+    with a single category needs no selection. Pickles are only for files you produced
+    yourself (unpickling runs code).
+    """
+    import pickle
+    from pathlib import Path
+
+    from adcoffea.errors import InputFileError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(str(p), "histogram file not found")
+    if p.suffix.lower() == ".root":
+        import uproot
+
+        with uproot.open(p) as f:
+            if name not in f:
+                raise InputFileError(str(p), f"no histogram {name!r}; has {sorted(f.keys())}")
+            h = f[name].to_hist()
+    else:
+        try:
+            with p.open("rb") as f:
+                obj = pickle.load(f)
+        except Exception as err:
+            raise InputFileError(str(p), f"not a readable pickle ({err})") from err
+        if hasattr(obj, "axes"):
+            h = obj
+        elif isinstance(obj, dict):
+            if name not in obj:
+                raise InputFileError(str(p), f"no histogram {name!r}; has {sorted(obj)}")
+            h = obj[name]
+        else:
+            raise InputFileError(str(p), "expected a dict {name: hist.Hist} or a hist.Hist")
+    selections = dict(selections or {})
+    for ax in list(h.axes):
+        if not ax.traits.ordered:  # category axes (StrCategory/IntCategory)
+            cats = [str(c) for c in ax]
+            want = selections.get(ax.name)
+            if want is None:
+                if len(cats) != 1:
+                    raise InputFileError(str(p), f"{name}: choose --{ax.name} among {cats}")
+                want = cats[0]
+            if want not in cats:
+                raise InputFileError(str(p), f"{name}: {ax.name} {want!r} not in {cats}")
+            h = h[{ax.name: want}]
+    if len(h.axes) != 1:
+        raise InputFileError(str(p), f"{name}: {len(h.axes)} axes remain after selection")
+    return h
+
+
 def range_slice(edges: np.ndarray, fit_range: Sequence[float] | None) -> slice:
     """Bins fully inside ``fit_range`` (GeV), as a slice of the bin index."""
     if fit_range is None:

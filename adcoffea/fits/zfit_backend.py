@@ -83,7 +83,7 @@ def _pdf_class():
     nodes, weights = np.polynomial.legendre.leggauss(N_NODES)
 
     def _gl_integral(limits, params, model):
-        lower, upper = limits.rect_limits
+        lower, upper = limits.v1.lower, limits.v1.upper
         lower = znp.reshape(lower, [-1, 1])
         upper = znp.reshape(upper, [-1, 1])
         half = 0.5 * (upper - lower)
@@ -130,7 +130,7 @@ def fit_zfit(model, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
         whitening=a,
     )
     binned = zfit.pdf.BinnedFromUnbinnedPDF(pdf, obs_binned, extended=yield_)
-    data = zfit.data.BinnedData.from_tensor(obs_binned, model.counts)
+    data = zfit.data.BinnedData.from_tensor(obs_binned, model.counts, name=f"data_{tag}")
     loss = zfit.loss.ExtendedBinnedNLL(binned, data)
     minimizer = zfit.minimize.Minuit(tol=1e-6, mode=1, gradient="zfit")
     result = minimizer.minimize(loss)

@@ -777,9 +777,8 @@ def _branch_type(array: Any) -> Any:
     return array.type if isinstance(array, ak.Array) else array.dtype
 
 
-def write_fileset(samples: Iterable[GeneratedSample], path: str | Path) -> dict:
-    """Write a coffea fileset JSON for ``samples`` and return it."""
-    fileset = {
+def _fileset_entries(samples: Iterable[GeneratedSample]) -> dict:
+    return {
         s.name: {
             "files": {str(Path(fp).resolve()): "Events" for fp in s.files},
             "metadata": {
@@ -792,11 +791,23 @@ def write_fileset(samples: Iterable[GeneratedSample], path: str | Path) -> dict:
         }
         for s in samples
     }
-    path = Path(path)
+
+
+def _write_json(obj: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(fileset, indent=2) + "\n")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def write_fileset(samples: Iterable[GeneratedSample], path: str | Path) -> dict:
+    """Write a coffea fileset JSON for ``samples`` (atomically) and return it.
+
+    Format: ``{name: {"files": {abs_path: "Events"}, "metadata": {"process", "is_signal",
+    "n_events", "seed", "params"}}}``.
+    """
+    fileset = _fileset_entries(samples)
+    _write_json(fileset, Path(path))
     return fileset
 
 
@@ -850,16 +861,16 @@ def cli_main(args: argparse.Namespace) -> int:
         params=params,
     )
     dt = time.perf_counter() - t0
+    # add to (or replace this sample in) an existing fileset.json in the same directory
     fs_path = Path(args.out) / "fileset.json"
-    existing = {}
+    fileset: dict = {}
     if fs_path.exists():
         try:
-            existing = json.loads(fs_path.read_text())
+            fileset = json.loads(fs_path.read_text())
         except json.JSONDecodeError:
-            existing = {}
-    fileset = write_fileset([sample], fs_path)
-    existing.update(fileset)
-    fs_path.write_text(json.dumps(existing, indent=2) + "\n")
+            log.warning("%s is not valid JSON; overwriting it", fs_path)
+    fileset.update(_fileset_entries([sample]))
+    _write_json(fileset, fs_path)
     print(
         f"generated {sample.n_events} {sample.process} events (seed {sample.seed}) in {dt:.1f} s "
         f"-> {len(sample.files)} file(s) in {args.out}; fileset: {fs_path}"

@@ -373,7 +373,7 @@ def _sample_batch(
     eta2 = _eta_from_y(yb - ystar, pt2, m2)
     lead = np.maximum(vpt1, vpt2)
     keep = (
-        (lead > PT_LEAD_MIN * 1.0005)
+        (lead > PT_LEAD_MIN * 1.003)
         & (np.abs(eta1) < ETA_MAX - 0.01)
         & (np.abs(eta2) < ETA_MAX - 0.01)
     )

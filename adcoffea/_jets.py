@@ -46,10 +46,7 @@ def four_vector_sum(
     n_jets: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(pt, eta, phi, mass) of the four-vector sum of the constituents of each jet (float64)."""
-    pt = pt.astype(np.float64)
-    eta = eta.astype(np.float64)
-    phi = phi.astype(np.float64)
-    mass = mass.astype(np.float64)
+    pt, eta, phi, mass = (np.asarray(v, dtype=np.float64) for v in (pt, eta, phi, mass))
     px = segment_sum(pt * np.cos(phi), jet_id, n_jets)
     py = segment_sum(pt * np.sin(phi), jet_id, n_jets)
     pz_i = pt * np.sinh(eta)

@@ -373,7 +373,7 @@ def _sample_batch(
     eta2 = _eta_from_y(yb - ystar, pt2, m2)
     lead = np.maximum(vpt1, vpt2)
     keep = (
-        (lead > PT_LEAD_MIN * 1.0005)
+        (lead > PT_LEAD_MIN * 1.003)
         & (np.abs(eta1) < ETA_MAX - 0.01)
         & (np.abs(eta2) < ETA_MAX - 0.01)
     )
@@ -426,6 +426,10 @@ def _build_constituents(rng: np.random.Generator, jets: dict[str, np.ndarray]) -
     lam = 8.0 + 25.0 * m_t / (m_t + 150.0) + 6.0 * (nprong - 2) + 4.0 * (pt_t > 800)
     n_c = np.clip(10 + rng.poisson(lam), 8, 200).astype(np.int64)
     jet_id = np.repeat(np.arange(nj), n_c)
+
+    def rep(v: np.ndarray) -> np.ndarray:  # per-jet -> per-constituent (faster than v[jet_id])
+        return np.repeat(v, n_c)
+
     nc_tot = jet_id.shape[0]
     start = np.concatenate([[0], np.cumsum(n_c)[:-1]])
     local = np.arange(nc_tot) - start[jet_id]
@@ -463,8 +467,8 @@ def _build_constituents(rng: np.random.Generator, jets: dict[str, np.ndarray]) -
     cum = np.cumsum(pw / pw.sum(1, keepdims=True), axis=1)
     u = rng.random(nc_tot)
     prong = (u[:, None] > cum[jet_id]).sum(1)
-    prong = np.minimum(prong, nprong[jet_id] - 1)
-    prong = np.where(local < nprong[jet_id], local, prong)
+    prong = np.minimum(prong, rep(nprong) - 1)
+    prong = np.where(local < rep(nprong), local, prong)
     # log-normal pT shares within each prong
     w = np.exp(0.9 * rng.standard_normal(nc_tot))
     key = jet_id * 3 + prong
@@ -480,11 +484,11 @@ def _build_constituents(rng: np.random.Generator, jets: dict[str, np.ndarray]) -
     target = np.clip(jets["tau"], 0.03, 0.97)
     s = np.full(nj, 0.3)
     for _ in range(5):
-        x, y = _positions(bx, by, gx, gy, s[jet_id], f, jet_id, nj)
+        x, y = _positions(bx, by, gx, gy, rep(s), f, jet_id, nj)
         ratio = _tau_ratio(f, x, y, jet_id, nj, three)
         step = np.clip(target / np.maximum(ratio, 1e-4), 0.4, 2.5)
         s = np.clip(s * step, 1e-3, 6.0)
-    x, y = _positions(bx, by, gx, gy, s[jet_id], f, jet_id, nj)
+    x, y = _positions(bx, by, gx, gy, rep(s), f, jet_id, nj)
 
     # species: charged pions, photons, neutral hadrons
     u = rng.random(nc_tot)
@@ -499,23 +503,21 @@ def _build_constituents(rng: np.random.Generator, jets: dict[str, np.ndarray]) -
     deta = np.zeros(nj)
     dphi = np.zeros(nj)
     for _ in range(6):
-        cpt_i = cpt[jet_id]
-        c_pt = f * pt_t[jet_id] * cpt_i
-        c_eta = eta_t[jet_id] + deta[jet_id] + lam_ang[jet_id] * x
-        c_phi = phi_t[jet_id] + dphi[jet_id] + lam_ang[jet_id] * y
+        cpt_i = rep(cpt)
+        c_pt = f * rep(pt_t) * cpt_i
+        c_eta = rep(eta_t) + rep(deta) + rep(lam_ang) * x
+        c_phi = rep(phi_t) + rep(dphi) + rep(lam_ang) * y
         jpt, jeta, jphi, jm = four_vector_sum(c_pt, c_eta, c_phi, mass, jet_id, nj)
         cpt *= pt_t / jpt
         lam_ang *= np.clip(m_t / np.maximum(jm, 1e-6), 0.5, 2.0)
         deta += eta_t - jeta
         dphi += wrap_phi(phi_t - jphi)
-    c_pt = f * pt_t[jet_id] * cpt[jet_id]
-    c_eta = eta_t[jet_id] + deta[jet_id] + lam_ang[jet_id] * x
-    c_phi = wrap_phi(phi_t[jet_id] + dphi[jet_id] + lam_ang[jet_id] * y)
+    c_pt = f * rep(pt_t) * rep(cpt)
+    c_eta = rep(eta_t) + rep(deta) + rep(lam_ang) * x
+    c_phi = wrap_phi(rep(phi_t) + rep(dphi) + rep(lam_ang) * y)
 
     # order within each jet by pT (descending): single float key jet + (1 - share)
-    order = np.argsort(
-        jet_id + (1.0 - c_pt / (pt_t[jet_id] * cpt[jet_id] * 1.0000001)), kind="stable"
-    )
+    order = np.argsort(jet_id + (1.0 - c_pt / (rep(pt_t) * rep(cpt) * 1.0000001)), kind="stable")
     charged = charge[order] != 0
     d0 = np.where(charged, rng.normal(0.0, 0.003, nc_tot), 0.0)  # cm
     dz = np.where(charged, rng.normal(0.0, 0.006, nc_tot), 0.0)  # cm
@@ -777,9 +779,8 @@ def _branch_type(array: Any) -> Any:
     return array.type if isinstance(array, ak.Array) else array.dtype
 
 
-def write_fileset(samples: Iterable[GeneratedSample], path: str | Path) -> dict:
-    """Write a coffea fileset JSON for ``samples`` and return it."""
-    fileset = {
+def _fileset_entries(samples: Iterable[GeneratedSample]) -> dict:
+    return {
         s.name: {
             "files": {str(Path(fp).resolve()): "Events" for fp in s.files},
             "metadata": {
@@ -792,11 +793,23 @@ def write_fileset(samples: Iterable[GeneratedSample], path: str | Path) -> dict:
         }
         for s in samples
     }
-    path = Path(path)
+
+
+def _write_json(obj: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(fileset, indent=2) + "\n")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def write_fileset(samples: Iterable[GeneratedSample], path: str | Path) -> dict:
+    """Write a coffea fileset JSON for ``samples`` (atomically) and return it.
+
+    Format: ``{name: {"files": {abs_path: "Events"}, "metadata": {"process", "is_signal",
+    "n_events", "seed", "params"}}}``.
+    """
+    fileset = _fileset_entries(samples)
+    _write_json(fileset, Path(path))
     return fileset
 
 
@@ -850,16 +863,16 @@ def cli_main(args: argparse.Namespace) -> int:
         params=params,
     )
     dt = time.perf_counter() - t0
+    # add to (or replace this sample in) an existing fileset.json in the same directory
     fs_path = Path(args.out) / "fileset.json"
-    existing = {}
+    fileset: dict = {}
     if fs_path.exists():
         try:
-            existing = json.loads(fs_path.read_text())
+            fileset = json.loads(fs_path.read_text())
         except json.JSONDecodeError:
-            existing = {}
-    fileset = write_fileset([sample], fs_path)
-    existing.update(fileset)
-    fs_path.write_text(json.dumps(existing, indent=2) + "\n")
+            log.warning("%s is not valid JSON; overwriting it", fs_path)
+    fileset.update(_fileset_entries([sample]))
+    _write_json(fileset, fs_path)
     print(
         f"generated {sample.n_events} {sample.process} events (seed {sample.seed}) in {dt:.1f} s "
         f"-> {len(sample.files)} file(s) in {args.out}; fileset: {fs_path}"

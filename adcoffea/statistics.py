@@ -13,6 +13,7 @@ on the signal templates (``datasets.signal``) and on Gaussian signals versus mas
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from adcoffea.config import AnalysisConfig
 from adcoffea.errors import ConfigError
 
 OBSERVABLES = {"dijet": ("mjj", "mjj"), "semivisible": ("mt", "mt"), "yxh": ("mjj_mx", None)}
+log = logging.getLogger(__name__)
 LABELS = {"mjj": r"$m_{jj}$ [GeV]", "mt": r"$m_{T}$ [GeV]"}
 
 
@@ -328,13 +330,12 @@ def _mass_scan(cfg, data, d_vec, background_arg, ws_kwargs, project, out_dir: Pa
             "observed_events": res.observed * norm * shape.sum(),
             "expected_events": [e * norm * shape.sum() for e in res.expected],
         }
-        if mx is not None:
-            point["mass_x"] = mx
         points.append(point)
-    if points and data.ndim == 1:
-        _brazil(points, out_dir / "plots" / f"limits_{region}.png")
-    elif points:
-        _limit_map(points, out_dir / "plots" / f"limits2d_{region}.png")
+    good = [p for p in points if "error" not in p]
+    if good and data.ndim == 1:
+        _brazil(good, out_dir / "plots" / f"limits_{region}.png")
+    elif good:
+        _limit_map(good, out_dir / "plots" / f"limits2d_{region}.png")
     return points
 
 

@@ -277,10 +277,17 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
 }
 
 
-def build(name: str, hyperparameters: dict[str, Any]) -> nn.Module:
-    """Instantiate architecture ``name`` from JSON hyperparameters."""
+def build(name: str, hyperparameters: dict[str, Any], *, seed: int | None = None) -> nn.Module:
+    """Instantiate architecture ``name`` from JSON hyperparameters.
+
+    With ``seed`` the initial weights depend only on it (the global torch RNG is left as it was).
+    """
     try:
         cls = ARCHITECTURES[name]
     except KeyError:
         raise KeyError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}") from None
-    return cls(**hyperparameters)
+    if seed is None:
+        return cls(**hyperparameters)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(**hyperparameters)

@@ -301,7 +301,7 @@ def train_model(
 def _train_dense(method, inputs, *, config, features, hp, labels, progress) -> TrainResult:
     """AE / VAE / NAE on standardised high-level features.
 
-    Hyperparameters: ``hidden`` [32, 16], ``latent`` 2; VAE: ``beta`` 1, ``score`` "kl" or
+    Hyperparameters: ``hidden`` [32, 16], ``latent`` 2; VAE: ``beta`` 0.1 (a KL weight of 1 collapses the posterior on these few features and the KL score loses the signal), ``score`` "kl" or
     "elbo"; NAE: ``nae_epochs`` (default ``config.epochs``), ``langevin_steps`` 20,
     ``langevin_step_size`` 0.05, ``langevin_noise`` 0.01, ``gamma`` 1 (energy regulariser),
     ``temperature`` 1; all: ``calibration_scale`` (default from the background 90 % quantile).
@@ -313,14 +313,14 @@ def _train_dense(method, inputs, *, config, features, hp, labels, progress) -> T
     arch_hp = {"n_inputs": len(names), "hidden": list(hp.get("hidden", [32, 16])),
                "latent": int(hp.get("latent", 2))}  # fmt: skip
     if method == "vae":
-        arch_hp["beta"] = float(hp.get("beta", 1.0))
-        net = nets.build("vae", arch_hp)
+        arch_hp["beta"] = float(hp.get("beta", 0.1))
+        net = nets.build("vae", arch_hp, seed=config.seed)
 
         def loss(model, batch, gen):
             rec, kl = model.losses(batch[0], gen)
             return (rec + model.beta * kl).mean()
     else:
-        net = nets.build("autoencoder", arch_hp)
+        net = nets.build("autoencoder", arch_hp, seed=config.seed)
 
         def loss(model, batch, _gen):
             return model.score(batch[0]).mean()
@@ -405,7 +405,7 @@ def _train_nae(net, x: np.ndarray, *, config, hp, progress) -> dict[str, list[fl
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot = [tot[0] + float(loss.detach()), tot[1] + float(e_pos.mean()), tot[2] + float(e_neg.mean())]
+            tot = [tot[0] + float(loss.detach()), tot[1] + float(e_pos.mean().detach()), tot[2] + float(e_neg.mean().detach())]
             nb += 1
         for key, v in zip(history, tot, strict=True):
             history[key].append(v / max(nb, 1))
@@ -420,7 +420,7 @@ def _train_supervised(method, inputs, *, config, features, hp, labels, progress)
     x_raw = inputs.matrix(names)
     std = Standardizer.fit(x_raw)
     arch_hp = {"n_inputs": len(names), "hidden": list(hp.get("hidden", [64, 64, 64]))}
-    net = nets.build("classifier", arch_hp)
+    net = nets.build("classifier", arch_hp, seed=config.seed)
     n_pos = max(float(y.sum()), 1.0)
     history = fit(net, _bce((len(y) - n_pos) / n_pos), [std.transform(x_raw), y], config=config,
                   seed=config.seed, progress=progress, description=method)  # fmt: skip
@@ -451,7 +451,7 @@ def _train_antelope(method, inputs, *, config, features, hp, labels, progress) -
     n_jets = feats.shape[1]
     pfn_hp = {"n_features": 3, "n_jets": n_jets, "phi_hidden": list(hp.get("phi_hidden", [64, 64])),
               "latent": int(hp.get("embedding", 8)), "f_hidden": list(hp.get("f_hidden", [64]))}  # fmt: skip
-    pfn = nets.build("pfn", pfn_hp)
+    pfn = nets.build("pfn", pfn_hp, seed=config.seed)
     n_pos = max(float(y.sum()), 1.0)
     pw = (len(y) - n_pos) / n_pos
 
@@ -467,8 +467,8 @@ def _train_antelope(method, inputs, *, config, features, hp, labels, progress) -
         emb = np.log1p(pfn.embed(torch.as_tensor(feats[bkg]), torch.as_tensor(mask[bkg])).numpy())
     std = Standardizer.fit(emb)
     vae_hp = {"n_inputs": emb.shape[1], "hidden": list(hp.get("vae_hidden", [32, 16])),
-              "latent": int(hp.get("vae_latent", 2)), "beta": float(hp.get("beta", 1.0))}  # fmt: skip
-    vae = nets.build("vae", vae_hp)
+              "latent": int(hp.get("vae_latent", 2)), "beta": float(hp.get("beta", 0.1))}  # fmt: skip
+    vae = nets.build("vae", vae_hp, seed=config.seed + 1)
 
     def vae_loss(model, batch, gen):
         rec, kl = model.losses(batch[0], gen)
@@ -500,7 +500,7 @@ def _train_vrnn(method, inputs, *, config, features, hp, labels, progress) -> Tr
     seq, m = vrnn_sequences(inputs.constituents, inputs.mask, inputs.jets, jet=jet, n_max=n_max)
     arch_hp = {"n_features": 3, "hidden": int(hp.get("hidden", 16)),
                "latent": int(hp.get("latent", 2)), "embed": int(hp.get("embed", 16))}  # fmt: skip
-    net = nets.build("vrnn", arch_hp)
+    net = nets.build("vrnn", arch_hp, seed=config.seed)
     kl_w = float(hp.get("kl_weight", 0.1))
 
     def loss(model, batch, gen):

@@ -124,7 +124,7 @@ def train_weak(
     arch_hp = {"n_inputs": len(features), "hidden": list(hp.get("hidden", [64, 64, 64]))}
 
     def train_one(rows: np.ndarray, seed: int) -> nn.Module:
-        net = nets.build("classifier", arch_hp)
+        net = nets.build("classifier", arch_hp, seed=seed)
         y = y_train[rows]
         n_pos = max(float(y.sum()), 1.0)
         pw = torch.tensor((len(y) - n_pos) / n_pos)
@@ -169,7 +169,7 @@ def _cathode_training_set(x_all, mjj, in_sr, in_sb, folds_all, k, *, config, hp,
     flow_hp = {"n_features": x_all.shape[1], "n_context": 1,
                "layers": int(hp.get("flow_layers", 6)),
                "hidden": list(hp.get("flow_hidden", [64, 64]))}  # fmt: skip
-    flow = nets.build("maf", flow_hp)
+    flow = nets.build("maf", flow_hp, seed=config.seed + 99)
     flow_cfg = config.model_copy(
         update={"learning_rate": float(hp.get("flow_learning_rate", 1e-3))}
     )

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from adcoffea.config import TrainConfig
 from adcoffea.features import ModelInputs
 from adcoffea.models import toy
+
+# Tiny networks: one thread avoids oversubscribing the shared CI cores (several times faster).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -44,7 +44,9 @@ class RocResult:
 
     @property
     def sic(self) -> np.ndarray:
-        return np.divide(self.tpr, np.sqrt(self.fpr), out=np.zeros_like(self.tpr), where=self.fpr > 0)
+        return np.divide(
+            self.tpr, np.sqrt(self.fpr), out=np.zeros_like(self.tpr), where=self.fpr > 0
+        )
 
     def to_dict(self, *, points: int = 200) -> dict[str, Any]:
         idx = np.unique(np.linspace(0, len(self.fpr) - 1, min(points, len(self.fpr))).astype(int))
@@ -279,3 +281,31 @@ def cli_main(args: argparse.Namespace) -> int:
     (out / "evaluation.json").write_text(json.dumps(report, indent=2))
     print(f"{bundle.metadata.method}: AUC {roc.auc:.3f}  max SIC {roc.max_sic:.2f}  -> {out}")
     return 0
+
+
+@dataclass(frozen=True)
+class ThroughputResult:
+    """Scoring speed of a bundle (best of ``repeats`` timings, bundle already loaded)."""
+
+    n_events: int
+    seconds: float
+    events_per_second: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_events": self.n_events, "seconds": self.seconds,
+                "events_per_second": self.events_per_second}  # fmt: skip
+
+
+def scoring_throughput(
+    bundle: Any, inputs: Any, *, repeats: int = 3, batch_size: int = 8192
+) -> ThroughputResult:
+    """Time ``bundle.score(inputs)`` (for ``benchmarks/throughput.py``); best of ``repeats``."""
+    import time
+
+    bundle.score(inputs.select(slice(0, min(len(inputs), 256))))  # warm-up (lazy init)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        bundle.score(inputs, batch_size=batch_size)
+        best = min(best, time.perf_counter() - t0)
+    return ThroughputResult(len(inputs), best, len(inputs) / best if best > 0 else float("inf"))

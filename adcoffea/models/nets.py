@@ -165,9 +165,9 @@ class VRNN(nn.Module):
                 z = q_mu
             zt = self.phi_z(z)
             rec = (self.decoder(torch.cat([zt, h], -1)) - x[:, t]).pow(2).mean(-1)
-            kl = 0.5 * (
-                p_lv - q_lv + (q_lv.exp() + (q_mu - p_mu).pow(2)) / p_lv.exp() - 1.0
-            ).sum(-1)
+            kl = 0.5 * (p_lv - q_lv + (q_lv.exp() + (q_mu - p_mu).pow(2)) / p_lv.exp() - 1.0).sum(
+                -1
+            )
             h_new = self.cell(torch.cat([xt, zt], -1), h)
             mt = m[:, t]
             h = mt.unsqueeze(-1) * h_new + (1 - mt.unsqueeze(-1)) * h

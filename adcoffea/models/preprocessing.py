@@ -183,7 +183,9 @@ def align_jet(
     perp = lead - (lead * axis).sum(-1, keepdims=True) * axis
     e2, norm = _unit(perp)
     # Fallback when the hardest constituent is collinear with the jet (one-particle jets).
-    fallback = _unit(np.cross(axis, np.where(np.abs(axis[:, :1]) < 0.9, [1.0, 0, 0], [0, 1.0, 0])))[0]
+    fallback = _unit(np.cross(axis, np.where(np.abs(axis[:, :1]) < 0.9, [1.0, 0, 0], [0, 1.0, 0])))[
+        0
+    ]
     e2 = np.where((norm > 1e-9)[:, None], e2, fallback)
     e3 = np.cross(axis, e2)
     c1, c2, c3 = ((p3 * v[:, None]).sum(-1) for v in (axis, e2, e3))

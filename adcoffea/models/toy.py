@@ -14,8 +14,12 @@ from scipy.special import erf
 
 from adcoffea.features import ModelInputs
 
-_TAU_M = np.array([0.015, 0.045, 0.075, 0.105, 0.14, 0.18, 0.225, 0.275, 0.325, 0.385, 0.46, 0.55, 0.75])
-_TAU_MU = np.array([0.617, 0.598, 0.599, 0.614, 0.604, 0.575, 0.534, 0.489, 0.453, 0.410, 0.368, 0.330, 0.307])
+_TAU_M = np.array(
+    [0.015, 0.045, 0.075, 0.105, 0.14, 0.18, 0.225, 0.275, 0.325, 0.385, 0.46, 0.55, 0.75]
+)
+_TAU_MU = np.array(
+    [0.617, 0.598, 0.599, 0.614, 0.604, 0.575, 0.534, 0.489, 0.453, 0.410, 0.368, 0.330, 0.307]
+)
 _TAU_K = np.array([7.0, 5.7, 6.5, 8.8, 9.8, 9.1, 8.3, 7.9, 8.1, 7.8, 7.8, 7.9, 8.0])  # fmt: skip
 
 
@@ -27,7 +31,9 @@ def _qcd_mjj(rng, n, lo, hi):
     """Inverse-CDF sampling of the fitted QCD dijet spectrum (TeV) on [lo, hi]."""
     grid = np.linspace(lo, hi, 4001)
     x = grid / 13.0
-    pdf = (1 - x) ** 7.80 * x ** -(5.26 + 1.13 * np.log(x)) * 0.5 * (1 + erf((grid - 2.456) / 0.419))
+    pdf = (
+        (1 - x) ** 7.80 * x ** -(5.26 + 1.13 * np.log(x)) * 0.5 * (1 + erf((grid - 2.456) / 0.419))
+    )
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (pdf[1:] + pdf[:-1]) * np.diff(grid))])
     return np.interp(rng.random(n), cdf / cdf[-1], grid)
 

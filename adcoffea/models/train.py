@@ -91,7 +91,7 @@ def fit(
     rng = np.random.default_rng(seed)
     n = len(arrays[0])
     perm = rng.permutation(n)
-    n_val = max(1, int(round(config.validation_fraction * n))) if n > 1 else 0
+    n_val = max(1, round(config.validation_fraction * n)) if n > 1 else 0
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     tensors = [torch.as_tensor(np.ascontiguousarray(a)).to(dev) for a in arrays]
     model.to(dev)
@@ -229,7 +229,9 @@ def _finish(
     bkg_inputs = inputs.select(background)
     raw = bundle.raw_score(bkg_inputs)
     if calibration is None:
-        bundle.metadata = dataclasses.replace(md, calibration=exp_calibration(raw, calibration_scale))
+        bundle.metadata = dataclasses.replace(
+            md, calibration=exp_calibration(raw, calibration_scale)
+        )
     bundle.metadata = dataclasses.replace(
         bundle.metadata, score_quantiles=quantile_table(bundle.calibrate(raw))
     )
@@ -405,7 +407,11 @@ def _train_nae(net, x: np.ndarray, *, config, hp, progress) -> dict[str, list[fl
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot = [tot[0] + float(loss.detach()), tot[1] + float(e_pos.mean().detach()), tot[2] + float(e_neg.mean().detach())]
+            tot = [
+                tot[0] + float(loss.detach()),
+                tot[1] + float(e_pos.mean().detach()),
+                tot[2] + float(e_neg.mean().detach()),
+            ]
             nb += 1
         for key, v in zip(history, tot, strict=True):
             history[key].append(v / max(nb, 1))

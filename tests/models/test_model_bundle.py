@@ -48,7 +48,7 @@ def test_tampered_weights_are_refused(ae_bundle, tmp_path):
 
 
 def test_missing_metadata_and_unknown_keys_are_refused(ae_bundle, tmp_path):
-    with pytest.raises(ModelBundleError, match="metadata.json"):
+    with pytest.raises(ModelBundleError, match=r"metadata\.json"):
         load_bundle(tmp_path / "nothing")
     path = save_bundle(ae_bundle, tmp_path / "b")
     md = json.loads((path / "metadata.json").read_text())

@@ -41,7 +41,9 @@ def test_alignment_sets_mass_energy_and_orientation():
     c, m = select_jet(inp.constituents, inp.mask, inp.jets, "heavier")
     al = align_jet(c, m)
     # Rebuild massless four-vectors from the aligned (pt/E0, eta, phi): jet mass and energy
-    p4 = four_vectors(np.concatenate([al * [ALIGN_ENERGY, 1, 1], np.zeros_like(al[..., :1])], -1), m)
+    p4 = four_vectors(
+        np.concatenate([al * [ALIGN_ENERGY, 1, 1], np.zeros_like(al[..., :1])], -1), m
+    )
     jet = p4.sum(1)
     mass = np.sqrt(jet[:, 3] ** 2 - (jet[:, :3] ** 2).sum(-1))
     np.testing.assert_allclose(jet[:, 3], ALIGN_ENERGY, rtol=1e-6)
@@ -76,7 +78,7 @@ def _kt_order_reference(feat, mask, n_max):
             if not idx:
                 break
 
-            def kt(j, c=cur):
+            def kt(j, c=cur, f=f):
                 dphi = (f[j, 2] - f[c, 2] + np.pi) % (2 * np.pi) - np.pi
                 return f[j, 0] * np.hypot(f[j, 1] - f[c, 1], dphi)
 
@@ -105,4 +107,6 @@ def test_vrnn_sequences_shape_and_padding():
     inp = toy.point_clouds(20, prongs=1, seed=4, max_particles=30)
     seq, m = vrnn_sequences(inp.constituents, inp.mask, inp.jets, n_max=20)
     assert seq.shape == (20, 20, 3)
-    assert np.all(m.sum(1) == np.minimum(inp.mask[np.arange(20), np.argmax(inp.jets[..., 3], 1)].sum(1), 20))
+    assert np.all(
+        m.sum(1) == np.minimum(inp.mask[np.arange(20), np.argmax(inp.jets[..., 3], 1)].sum(1), 20)
+    )

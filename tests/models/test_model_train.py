@@ -38,7 +38,7 @@ def test_same_seed_gives_identical_bundle_scores(lhco_small):
 
 
 def test_early_stopping_restores_best_epoch():
-    inputs, labels = toy.lhco_features(150, 0, seed=3)
+    inputs, _labels = toy.lhco_features(150, 0, seed=3)
     cfg = TrainConfig(epochs=60, batch_size=32, learning_rate=1e-2, patience=1, seed=0)
     res = train_model("autoencoder", inputs, config=cfg, progress=False)
     val = res.history["val_loss"]
@@ -78,7 +78,7 @@ def test_vrnn_learns_and_separates_prong_structure(clouds):
 
 
 def test_user_errors_are_clear(lhco_small, fast_config):
-    inputs, labels = lhco_small
+    inputs, _labels = lhco_small
     with pytest.raises(ConfigError, match="unknown method"):
         train_model("bdt", inputs, config=fast_config)
     with pytest.raises(ConfigError, match="observable"):

@@ -1,0 +1,525 @@
+"""Training of every anomaly-detection method into a :class:`~adcoffea.models.bundle.ModelBundle`.
+
+:func:`train_model` is the one entry point: it takes :class:`adcoffea.features.ModelInputs`
+computed by the processors (so training and scoring share one feature implementation), a
+:class:`adcoffea.config.TrainConfig` (epochs, batch size, learning rate, early-stopping
+patience, validation fraction, k folds, ensemble size, seed) and returns a frozen
+:class:`TrainResult`. Training is seeded (``torch.Generator`` and ``numpy`` generators derived
+from ``config.seed``), uses a GPU when torch sees one, restores the best validation epoch, and
+records per-epoch loss curves.
+
+Example:
+    >>> from adcoffea.config import TrainConfig
+    >>> result = train_model("autoencoder", inputs, config=TrainConfig(epochs=5))  # doctest: +SKIP
+    >>> scores = result.bundle.score(inputs)                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from adcoffea.config import TrainConfig
+from adcoffea.errors import ConfigError
+from adcoffea.features import LHCO_FEATURES, ModelInputs
+from adcoffea.models import nets
+from adcoffea.models.bundle import BundleMetadata, ModelBundle, data_hash
+from adcoffea.models.preprocessing import Standardizer, particle_features, vrnn_sequences
+
+METHODS = ("autoencoder", "vae", "nae", "antelope", "vrnn", "cwola", "cathode", "supervised")
+
+#: A cut at calibrated score 0.5 keeps this fraction of the training background for the
+#: exponential calibration 1 - exp(-raw / scale) (scale = raw quantile / ln 2).
+CALIBRATION_EFFICIENCY = 0.1
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train_model`.
+
+    Attributes:
+        bundle: the trained model.
+        history: loss curves per epoch (e.g. {"train_loss": [...], "val_loss": [...]}; weak
+            supervision prefixes each fold/member, e.g. "fold0_member0/val_loss").
+        out_of_fold_scores: weak supervision: calibrated score of every input event from the
+            fold model that did not train on it; None for other methods.
+    """
+
+    bundle: ModelBundle
+    history: dict[str, list[float]]
+    out_of_fold_scores: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metadata": self.bundle.metadata.to_dict(),
+            "history": {k: [float(v) for v in vals] for k, vals in self.history.items()},
+        }
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, list[torch.Tensor], torch.Generator], torch.Tensor],
+    arrays: Sequence[np.ndarray],
+    *,
+    config: TrainConfig,
+    seed: int,
+    progress: bool = False,
+    description: str = "training",
+    epochs: int | None = None,
+) -> dict[str, list[float]]:
+    """Minibatch Adam with a seeded validation split and early stopping on the validation loss.
+
+    ``loss_fn(model, batch, generator)`` returns the mean loss of a batch (a list of tensors
+    sliced from ``arrays`` in the same order). The best-validation weights are restored.
+    """
+    dev = device()
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dev_gen = torch.Generator(device=dev).manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    n = len(arrays[0])
+    perm = rng.permutation(n)
+    n_val = max(1, round(config.validation_fraction * n)) if n > 1 else 0
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    tensors = [torch.as_tensor(np.ascontiguousarray(a)).to(dev) for a in arrays]
+    model.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+    best, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
+    n_epochs = epochs or config.epochs
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+        task = bar.add_task(description, total=n_epochs)
+    try:
+        for _ in range(n_epochs):
+            model.train()
+            order = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)]
+            total, count = 0.0, 0
+            for start in range(0, len(order), config.batch_size):
+                idx = order[start : start + config.batch_size].to(dev)
+                loss = loss_fn(model, [t[idx] for t in tensors], dev_gen)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            history["train_loss"].append(total / max(count, 1))
+            model.eval()
+            vloss = _eval_loss(model, loss_fn, tensors, val_idx, config.batch_size, dev, dev_gen)
+            history["val_loss"].append(vloss)
+            if vloss < best - 1e-7:
+                best, best_state, stale = vloss, copy.deepcopy(model.state_dict()), 0
+            else:
+                stale += 1
+            if bar is not None:
+                bar.update(task, advance=1, description=f"{description} val={vloss:.4g}")
+            if stale > config.patience:
+                break
+    finally:
+        if bar is not None:
+            bar.stop()
+    model.load_state_dict(best_state)
+    model.to("cpu").eval()
+    return history
+
+
+def _eval_loss(model, loss_fn, tensors, idx, batch_size, dev, gen) -> float:
+    if len(idx) == 0:
+        return float("nan")
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(idx), batch_size):
+            sel = torch.as_tensor(idx[start : start + batch_size]).to(dev)
+            total += float(loss_fn(model, [t[sel] for t in tensors], gen)) * len(sel)
+    return total / len(idx)
+
+
+# ---------------------------------------------------------------------- helpers
+def _features(inputs: ModelInputs, features: list[str] | None) -> list[str]:
+    names = list(features) if features else list(LHCO_FEATURES)
+    missing = [f for f in names if f not in inputs.high_level]
+    if missing:
+        raise ConfigError(
+            f"model.features: {missing} are not computed by the processor "
+            f"(available: {sorted(inputs.high_level)})"
+        )
+    return names
+
+
+def _need(value, what: str, method: str):
+    if value is None:
+        raise ConfigError(f"method {method!r} needs {what}")
+    return value
+
+
+def quantile_table(background_scores: np.ndarray) -> dict[str, list[float]]:
+    """Calibrated-score thresholds at background efficiencies down to ~10/N (log spaced)."""
+    s = np.asarray(background_scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    lo = min(1.0, max(1e-5, 10.0 / max(len(s), 1)))
+    effs = np.unique(np.concatenate([np.geomspace(lo, 1.0, 61), [0.5]]))
+    thr = np.quantile(s, 1.0 - effs) if len(s) else np.zeros_like(effs)
+    return {"efficiency": effs.tolist(), "threshold": thr.tolist()}
+
+
+def exp_calibration(raw_background: np.ndarray, scale: float | None = None) -> dict[str, Any]:
+    """Calibration 1 - exp(-raw/scale); default scale puts 0.5 at the 90 % background quantile."""
+    if scale is None:
+        q = float(np.quantile(raw_background, 1.0 - CALIBRATION_EFFICIENCY))
+        scale = q / math.log(2.0) if q > 0 else 1.0
+    return {"kind": "exp", "scale": float(scale)}
+
+
+def _spec(arch: str, hp: dict[str, Any]) -> dict[str, Any]:
+    return {"architecture": arch, "hyperparameters": hp}
+
+
+def _bce(pos_weight: float = 1.0):
+    pw = torch.tensor(pos_weight)
+
+    def loss(model, batch, _gen):
+        x, y = batch[0], batch[1]
+        return nn.functional.binary_cross_entropy_with_logits(
+            model(x), y, pos_weight=pw.to(x.device)
+        )
+
+    return loss
+
+
+def _finish(
+    method: str,
+    networks: dict[str, nn.Module],
+    specs: dict[str, dict[str, Any]],
+    inputs: ModelInputs,
+    background: np.ndarray,
+    *,
+    calibration: dict[str, Any] | None,
+    config: TrainConfig,
+    hash_arrays: Sequence[np.ndarray | None],
+    calibration_scale: float | None = None,
+    **meta: Any,
+) -> ModelBundle:
+    """Build the bundle, set the calibration on the background and store the quantile table."""
+    md = BundleMetadata(
+        method=method,
+        networks=specs,
+        calibration=calibration or {"kind": "sigmoid"},
+        seed=config.seed,
+        training_data_hash=data_hash(*hash_arrays),
+        n_training_events=len(inputs),
+        **meta,
+    )
+    bundle = ModelBundle(md, networks)
+    bkg_inputs = inputs.select(background)
+    raw = bundle.raw_score(bkg_inputs)
+    if calibration is None:
+        bundle.metadata = dataclasses.replace(
+            md, calibration=exp_calibration(raw, calibration_scale)
+        )
+    bundle.metadata = dataclasses.replace(
+        bundle.metadata, score_quantiles=quantile_table(bundle.calibrate(raw))
+    )
+    return bundle
+
+
+# ---------------------------------------------------------------------- entry point
+def train_model(
+    method: str,
+    inputs: ModelInputs,
+    *,
+    config: TrainConfig,
+    features: list[str] | None = None,
+    hyperparameters: dict | None = None,
+    labels: np.ndarray | None = None,
+    observable: np.ndarray | None = None,
+    signal_region: tuple[float, float] | None = None,
+    sidebands: tuple[float, float] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``method`` on ``inputs`` and return the bundle, loss curves and k-fold scores.
+
+    Args:
+        method: one of ``autoencoder, vae, nae, antelope, vrnn, cwola, cathode, supervised``.
+        inputs: per-event model inputs from the processor.
+        config: training options (seed, epochs, early stopping, k folds, ensemble).
+        features: high-level features (default ``LHCO_FEATURES``); ignored by constituent methods.
+        hyperparameters: architecture/method options (see each ``_train_*`` function).
+        labels: truth labels (1 = signal), only for ``supervised`` (the ceiling) and
+            ``antelope`` (the PFN signal prior: in practice a separate signal simulation
+            sample labelled 1 concatenated with background-dominated data labelled 0; the
+            VAE is trained on the label-0 events only).
+        observable: weak supervision: mjj (GeV) per event.
+        signal_region: weak supervision: (low, high) of the SR in the observable (GeV).
+        sidebands: weak supervision: outer edges (low, high) of the sidebands (GeV).
+        progress: show a progress bar per training loop.
+    """
+    hp = dict(hyperparameters or {})
+    if method not in METHODS:
+        raise ConfigError(f"model.method: unknown method {method!r}; choose from {METHODS}")
+    if len(inputs) < 10:
+        raise ConfigError(f"method {method!r}: only {len(inputs)} training events")
+    if method in ("cwola", "cathode"):
+        from adcoffea.models.weak import train_weak
+
+        return train_weak(
+            method,
+            inputs,
+            config=config,
+            features=_features(inputs, features),
+            hyperparameters=hp,
+            observable=_need(observable, "the observable (mjj)", method),
+            signal_region=_need(signal_region, "model.signal_region", method),
+            sidebands=_need(sidebands, "model.sidebands", method),
+            progress=progress,
+        )
+    trainer = {
+        "autoencoder": _train_dense,
+        "vae": _train_dense,
+        "nae": _train_dense,
+        "supervised": _train_supervised,
+        "antelope": _train_antelope,
+        "vrnn": _train_vrnn,
+    }[method]
+    return trainer(method, inputs, config=config, features=features, hp=hp, labels=labels,
+                   progress=progress)  # fmt: skip
+
+
+def _train_dense(method, inputs, *, config, features, hp, labels, progress) -> TrainResult:
+    """AE / VAE / NAE on standardised high-level features.
+
+    Hyperparameters: ``hidden`` [32, 16], ``latent`` 2; VAE: ``beta`` 0.1 (a KL weight of 1 collapses the posterior on these few features and the KL score loses the signal), ``score`` "kl" or
+    "elbo"; NAE: ``nae_epochs`` (default ``config.epochs``), ``langevin_steps`` 20,
+    ``langevin_step_size`` 0.05, ``langevin_noise`` 0.01, ``gamma`` 1 (energy regulariser),
+    ``temperature`` 1; all: ``calibration_scale`` (default from the background 90 % quantile).
+    """
+    names = _features(inputs, features)
+    x_raw = inputs.matrix(names)
+    std = Standardizer.fit(x_raw)
+    x = std.transform(x_raw)
+    arch_hp = {"n_inputs": len(names), "hidden": list(hp.get("hidden", [32, 16])),
+               "latent": int(hp.get("latent", 2))}  # fmt: skip
+    if method == "vae":
+        arch_hp["beta"] = float(hp.get("beta", 0.1))
+        net = nets.build("vae", arch_hp, seed=config.seed)
+
+        def loss(model, batch, gen):
+            rec, kl = model.losses(batch[0], gen)
+            return (rec + model.beta * kl).mean()
+    else:
+        net = nets.build("autoencoder", arch_hp, seed=config.seed)
+
+        def loss(model, batch, _gen):
+            return model.score(batch[0]).mean()
+
+    history = fit(net, loss, [x], config=config, seed=config.seed, progress=progress,
+                  description=method)  # fmt: skip
+    if method == "nae":
+        nae_hist = _train_nae(net, x, config=config, hp=hp, progress=progress)
+        history.update({f"nae_{k}": v for k, v in nae_hist.items()})
+    bundle = _finish(
+        method,
+        {"model": net},
+        {"model": _spec("vae" if method == "vae" else "autoencoder", arch_hp)},
+        inputs,
+        np.arange(len(inputs)),
+        calibration=None,
+        calibration_scale=hp.get("calibration_scale"),
+        config=config,
+        hash_arrays=[x_raw, inputs.event],
+        features=tuple(names),
+        preprocessing={"standardizer": std.to_dict()},
+        score_kind=str(hp.get("score", "kl")) if method == "vae" else None,
+    )
+    return TrainResult(bundle, history)
+
+
+def _langevin(model, x0: torch.Tensor, *, steps: int, step_size: float, noise: float,
+              temperature: float, gen: torch.Generator) -> torch.Tensor:  # fmt: skip
+    """Langevin MCMC on the energy E(x)/T starting from x0 (gradients w.r.t. x only)."""
+    x = x0.detach().clone()
+    for _ in range(steps):
+        x.requires_grad_(True)
+        energy = model.score(x).sum() / temperature
+        (grad,) = torch.autograd.grad(energy, x)
+        eps = torch.randn(x.shape, generator=gen, device=x.device)
+        x = (x - step_size * grad + noise * eps).clamp(-6.0, 6.0).detach()
+    return x
+
+
+def _train_nae(net, x: np.ndarray, *, config, hp, progress) -> dict[str, list[float]]:
+    """Normalised-autoencoder phase (Yoon et al. 2021; Dillon et al. for jets).
+
+    The AE energy E(x) = reconstruction error defines p(x) ~ exp(-E/T); maximum likelihood
+    lowers E on data and raises it on negative samples drawn from the model by Langevin MCMC
+    (started on the decoder manifold: random latent points decoded). Raising E where the
+    model puts probability but there is no data removes the AE's bias towards reconstructing
+    simple (low-complexity) inputs well.
+    """
+    dev = device()
+    steps = int(hp.get("langevin_steps", 20))
+    step_size = float(hp.get("langevin_step_size", 0.05))
+    noise = float(hp.get("langevin_noise", 0.01))
+    gamma = float(hp.get("gamma", 1.0))
+    temperature = float(hp.get("temperature", 1.0))
+    epochs = int(hp.get("nae_epochs", config.epochs))
+    lr = float(hp.get("nae_learning_rate", config.learning_rate * 0.1))
+    gen = torch.Generator(device=dev).manual_seed(config.seed + 7)
+    cpu_gen = torch.Generator().manual_seed(config.seed + 7)
+    net.to(dev)
+    xt = torch.as_tensor(x).to(dev)
+    with torch.no_grad():
+        z_data = net.encoder(xt)
+    z_mu, z_sd = z_data.mean(0), z_data.std(0)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    history: dict[str, list[float]] = {"loss": [], "pos_energy": [], "neg_energy": []}
+    batch = config.batch_size
+    for _ in range(epochs):
+        order = torch.randperm(len(xt), generator=cpu_gen).to(dev)
+        tot = [0.0, 0.0, 0.0]
+        nb = 0
+        for start in range(0, len(order), batch):
+            pos = xt[order[start : start + batch]]
+            z0 = z_mu + z_sd * torch.randn(len(pos), len(z_mu), generator=gen, device=dev)
+            with torch.no_grad():
+                x0 = net.decoder(z0)
+            net.eval()
+            neg = _langevin(net, x0, steps=steps, step_size=step_size, noise=noise,
+                            temperature=temperature, gen=gen)  # fmt: skip
+            net.train()
+            e_pos, e_neg = net.score(pos) / temperature, net.score(neg) / temperature
+            loss = e_pos.mean() - e_neg.mean() + gamma * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot = [
+                tot[0] + float(loss.detach()),
+                tot[1] + float(e_pos.mean().detach()),
+                tot[2] + float(e_neg.mean().detach()),
+            ]
+            nb += 1
+        for key, v in zip(history, tot, strict=True):
+            history[key].append(v / max(nb, 1))
+    net.to("cpu").eval()
+    return history
+
+
+def _train_supervised(method, inputs, *, config, features, hp, labels, progress) -> TrainResult:
+    """Fully supervised classifier (the ceiling). Hyperparameters: ``hidden`` [64, 64, 64]."""
+    y = _need(labels, "truth labels", method).astype(np.float32)
+    names = _features(inputs, features)
+    x_raw = inputs.matrix(names)
+    std = Standardizer.fit(x_raw)
+    arch_hp = {"n_inputs": len(names), "hidden": list(hp.get("hidden", [64, 64, 64]))}
+    net = nets.build("classifier", arch_hp, seed=config.seed)
+    n_pos = max(float(y.sum()), 1.0)
+    history = fit(net, _bce((len(y) - n_pos) / n_pos), [std.transform(x_raw), y], config=config,
+                  seed=config.seed, progress=progress, description=method)  # fmt: skip
+    bundle = _finish(
+        method, {"model": net}, {"model": _spec("classifier", arch_hp)}, inputs,
+        np.flatnonzero(y == 0), calibration={"kind": "sigmoid"}, config=config,
+        hash_arrays=[x_raw, y, inputs.event], features=tuple(names),
+        preprocessing={"standardizer": std.to_dict()},
+    )  # fmt: skip
+    return TrainResult(bundle, history)
+
+
+def _need_constituents(inputs: ModelInputs, method: str) -> None:
+    if inputs.constituents is None or inputs.mask is None:
+        raise ConfigError(f"method {method!r} needs jet constituents in the inputs")
+
+
+def _train_antelope(method, inputs, *, config, features, hp, labels, progress) -> TrainResult:
+    """ANTELOPE: PFN classifier on a signal prior, then a VAE on its fixed embedding.
+
+    Hyperparameters: ``phi_hidden`` [64, 64], ``embedding`` 8 (per jet), ``f_hidden`` [64],
+    ``vae_hidden`` [32, 16], ``vae_latent`` 2, ``score`` "kl".
+    """
+    _need_constituents(inputs, method)
+    y = _need(labels, "labels (the PFN signal prior)", method).astype(np.float32)
+    feats = particle_features(inputs.constituents, inputs.mask, inputs.jets)
+    mask = inputs.mask.astype(np.float32)
+    n_jets = feats.shape[1]
+    pfn_hp = {"n_features": 3, "n_jets": n_jets, "phi_hidden": list(hp.get("phi_hidden", [64, 64])),
+              "latent": int(hp.get("embedding", 8)), "f_hidden": list(hp.get("f_hidden", [64]))}  # fmt: skip
+    pfn = nets.build("pfn", pfn_hp, seed=config.seed)
+    n_pos = max(float(y.sum()), 1.0)
+    pw = (len(y) - n_pos) / n_pos
+
+    def pfn_loss(model, batch, _gen):
+        return nn.functional.binary_cross_entropy_with_logits(
+            model(batch[0], batch[1]), batch[2], pos_weight=torch.tensor(pw, device=batch[0].device)
+        )
+
+    history = fit(pfn, pfn_loss, [feats, mask, y], config=config, seed=config.seed,
+                  progress=progress, description="antelope PFN")  # fmt: skip
+    bkg = np.flatnonzero(y == 0)
+    with torch.no_grad():
+        emb = np.log1p(pfn.embed(torch.as_tensor(feats[bkg]), torch.as_tensor(mask[bkg])).numpy())
+    std = Standardizer.fit(emb)
+    vae_hp = {"n_inputs": emb.shape[1], "hidden": list(hp.get("vae_hidden", [32, 16])),
+              "latent": int(hp.get("vae_latent", 2)), "beta": float(hp.get("beta", 0.1))}  # fmt: skip
+    vae = nets.build("vae", vae_hp, seed=config.seed + 1)
+
+    def vae_loss(model, batch, gen):
+        rec, kl = model.losses(batch[0], gen)
+        return (rec + model.beta * kl).mean()
+
+    vh = fit(vae, vae_loss, [std.transform(emb)], config=config, seed=config.seed + 1,
+             progress=progress, description="antelope VAE")  # fmt: skip
+    history.update({f"vae_{k}": v for k, v in vh.items()})
+    bundle = _finish(
+        method, {"phi": pfn, "vae": vae},
+        {"phi": _spec("pfn", pfn_hp), "vae": _spec("vae", vae_hp)}, inputs, bkg,
+        calibration=None, calibration_scale=hp.get("calibration_scale"), config=config,
+        hash_arrays=[inputs.constituents, inputs.mask, y, inputs.event],
+        preprocessing={"embedding": std.to_dict(), "embedding_transform": "log1p"},
+        max_particles=int(inputs.constituents.shape[2]), score_kind=str(hp.get("score", "kl")),
+    )  # fmt: skip
+    return TrainResult(bundle, history)
+
+
+def _train_vrnn(method, inputs, *, config, features, hp, labels, progress) -> TrainResult:
+    """VRNN on aligned, kT-ordered constituents of one jet (ATLAS recipe).
+
+    Hyperparameters: ``hidden`` 16, ``latent`` 2, ``embed`` 16, ``kl_weight`` 0.1,
+    ``n_max`` 20, ``jet`` "heavier".
+    """
+    _need_constituents(inputs, method)
+    jet = hp.get("jet", "heavier")
+    n_max = int(hp.get("n_max", 20))
+    seq, m = vrnn_sequences(inputs.constituents, inputs.mask, inputs.jets, jet=jet, n_max=n_max)
+    arch_hp = {"n_features": 3, "hidden": int(hp.get("hidden", 16)),
+               "latent": int(hp.get("latent", 2)), "embed": int(hp.get("embed", 16))}  # fmt: skip
+    net = nets.build("vrnn", arch_hp, seed=config.seed)
+    kl_w = float(hp.get("kl_weight", 0.1))
+
+    def loss(model, batch, gen):
+        rec, kl = model(batch[0], batch[1], gen)
+        return (rec + kl_w * kl).mean()
+
+    history = fit(net, loss, [seq, m.astype(np.float32)], config=config, seed=config.seed,
+                  progress=progress, description="vrnn")  # fmt: skip
+    bundle = _finish(
+        method, {"model": net}, {"model": _spec("vrnn", arch_hp)}, inputs,
+        np.arange(len(inputs)), calibration=None, calibration_scale=hp.get("calibration_scale"),
+        config=config, hash_arrays=[inputs.constituents, inputs.mask, inputs.event],
+        preprocessing={"n_max": n_max}, max_particles=int(inputs.constituents.shape[2]),
+        jet=jet, score_kind="kl",
+    )  # fmt: skip
+    return TrainResult(bundle, history)

@@ -132,7 +132,7 @@ def data_datasets(cfg: AnalysisConfig, fileset: dict[str, Any]) -> list[str]:
 def make_processor(
     cfg: AnalysisConfig,
     *,
-    bundle: str | None = None,
+    bundles: dict[str, str] | None = None,
     collect_columns: bool = False,
     collect_constituents: bool = False,
     regions=None,
@@ -140,12 +140,14 @@ def make_processor(
     from adcoffea.processors import PROCESSORS
 
     cls = PROCESSORS[cfg.analysis]
-    max_particles = int(cfg.model.hyperparameters.get("max_particles", 20)) if cfg.model else 20
+    max_particles = max(
+        [int(m.hyperparameters.get("max_particles", 20)) for m in cfg.all_models] or [20]
+    )
     return cls(
         selection=cfg.selection,
         histograms=cfg.histograms,
         regions=tuple(cfg.regions if regions is None else regions),
-        bundle=bundle,
+        bundles=tuple((bundles or {}).items()),
         collect_columns=collect_columns,
         collect_constituents=collect_constituents,
         max_particles=max_particles,
@@ -253,22 +255,19 @@ def run(
         fileset = resolve_fileset(cfg)
         data_names = data_datasets(cfg, fileset)
 
-    bundle_path: str | None = None
-    if cfg.model is not None:
-        if cfg.model.bundle is not None:
-            bundle_path = str(cfg.model.bundle)
-        else:
-            with timer.stage("train"):
-                from adcoffea.training import train_from_config
+    models = cfg.all_models
+    bundles = {cfg.model_label(m): str(m.bundle) for m in models if m.bundle is not None}
+    if any(m.bundle is None for m in models):
+        with timer.stage("train"):
+            from adcoffea.training import train_models
 
-                training = train_from_config(
-                    cfg, fileset, data_names, out_dir=out_dir, process_opts=opts
-                )
-                bundle_path = str(training["bundle"])
-                results["training"] = training["summary"]
+            trained = train_models(cfg, fileset, data_names, out_dir=out_dir, process_opts=opts)
+            bundles.update({label: str(t["bundle"]) for label, t in trained.items()})
+            results["training"] = {label: t["summary"] for label, t in trained.items()}
+    bundles = {cfg.model_label(m): bundles[cfg.model_label(m)] for m in models}
 
     with timer.stage("process"):
-        proc = make_processor(cfg, bundle=bundle_path, collect_columns=cfg.model is not None)
+        proc = make_processor(cfg, bundles=bundles, collect_columns=bool(models))
         run_out = process(cfg, fileset, proc, **opts)
     hists = run_out.output.get("hists", {})
     results["cutflow"] = run_out.output.get("cutflow", {})
@@ -286,7 +285,7 @@ def run(
             },
         )
 
-    if cfg.model is not None and "columns" in run_out.output:
+    if models and "columns" in run_out.output:
         with timer.stage("evaluate"):
             from adcoffea.training import evaluate_run
 
@@ -419,7 +418,7 @@ def process_main(args) -> int:
     proc = PROCESSORS[args.analysis](
         selection=SelectionConfig(jet_pt_min=args.jet_pt_min, jet_eta_max=args.jet_eta_max),
         regions=tuple(regions),
-        bundle=str(args.bundle) if args.bundle else None,
+        bundles=(("model", str(args.bundle)),) if args.bundle else (),
     )
     res = run_processor(
         args.fileset,

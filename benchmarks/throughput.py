@@ -57,8 +57,8 @@ def main() -> None:
             for _ in f["Events"].iterate(branches, step_size=args.chunksize):
                 pass
 
-    def run(bundle=None, constituents=False):
-        proc = DijetProcessor(bundle=str(bundle) if bundle else None)
+    def run(bundle=None):
+        proc = DijetProcessor(bundles=(("model", str(bundle)),) if bundle else ())
         run_processor(fileset, proc, executor="iterative", chunksize=args.chunksize, status=False)
 
     n = args.events

@@ -69,7 +69,8 @@ class SearchProcessor(processor.ProcessorABC):
         selection: the dijet selection.
         histograms: axis definitions.
         regions: anomaly-score regions to fill (``inclusive`` needs no model).
-        bundle: path of a model bundle directory, loaded once per worker.
+        bundles: ``(label, path)`` of model bundle directories, each loaded once per worker;
+            a scored region uses its ``model`` label, or the first bundle.
         collect_columns: also return per-event feature tables (for training/evaluation).
         collect_constituents: include padded constituent arrays in those tables.
         max_particles: constituents kept per jet when they are needed.
@@ -78,7 +79,7 @@ class SearchProcessor(processor.ProcessorABC):
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     histograms: HistogramsConfig = field(default_factory=HistogramsConfig)
     regions: tuple[RegionConfig, ...] = (RegionConfig(name="inclusive"),)
-    bundle: str | None = None
+    bundles: tuple[tuple[str, str], ...] = ()
     collect_columns: bool = False
     collect_constituents: bool = False
     max_particles: int = 20
@@ -123,11 +124,11 @@ class SearchProcessor(processor.ProcessorABC):
             ),
         }
 
-    def _bundle(self):
-        return None if self.bundle is None else load_bundle_cached(self.bundle)
+    def _models(self) -> dict[str, Any]:
+        return {label: load_bundle_cached(path) for label, path in self.bundles}
 
-    def _model_inputs(self, events, sel, feats, model) -> ModelInputs:
-        need = set(model.required_inputs) if model is not None else set()
+    def _model_inputs(self, events, sel, feats, models: dict[str, Any]) -> ModelInputs:
+        need = set().union(*(m.required_inputs for m in models.values())) if models else set()
         want_constituents = "constituents" in need or (
             self.collect_columns and self.collect_constituents
         )
@@ -152,26 +153,32 @@ class SearchProcessor(processor.ProcessorABC):
             high_level=feats, event=event, constituents=constituents, mask=mask, jets=jets4
         )
 
-    def _region_masks(self, scores: np.ndarray | None, model) -> dict[str, np.ndarray]:
-        out = {}
+    def _region_masks(
+        self, scores: dict[str, np.ndarray], models: dict[str, Any]
+    ) -> dict[str, np.ndarray | None]:
+        out: dict[str, np.ndarray | None] = {}
+        default = self.bundles[0][0] if self.bundles else None
         for r in self.regions:
-            if r.efficiency is None and r.score_min is None and r.score_max is None:
+            if not r.is_scored:
                 out[r.name] = None
                 continue
-            if scores is None:
+            label = r.model or default
+            if label not in scores:
                 raise ModelBundleError(
-                    f"region {r.name!r} needs an anomaly score but no model bundle is set"
+                    f"region {r.name!r} needs the anomaly score of model {label!r} "
+                    "but no such model bundle is set"
                 )
+            sc = scores[label]
             lo = (
                 r.score_min
                 if r.efficiency is None
-                else model.threshold_for_efficiency(r.efficiency)
+                else models[label].threshold_for_efficiency(r.efficiency)
             )
-            m = np.ones(len(scores), dtype=bool)
+            m = np.ones(len(sc), dtype=bool)
             if lo is not None:
-                m &= scores > lo
+                m &= sc > lo
             if r.score_max is not None:
-                m &= scores <= r.score_max
+                m &= sc <= r.score_max
             out[r.name] = m
         return out
 
@@ -186,14 +193,14 @@ class SearchProcessor(processor.ProcessorABC):
         weights = weights_all[sel.mask]
         feats = high_level_features(sel.jets)
         obs = self.observable_values(events[sel.mask], sel.jets, feats)
-        model = self._bundle()
-        inputs = self._model_inputs(events, sel, feats, model)
-        scores = model.score(inputs) if model is not None and len(inputs) else None
-        if model is not None and scores is None:
-            scores = np.zeros(0)
+        models = self._models()
+        inputs = self._model_inputs(events, sel, feats, models)
+        scores = {
+            label: (m.score(inputs) if len(inputs) else np.zeros(0)) for label, m in models.items()
+        }
 
         hists = self._new_hists()
-        for region, rmask in self._region_masks(scores, model).items():
+        for region, rmask in self._region_masks(scores, models).items():
             idx = slice(None) if rmask is None else rmask
             w = weights[idx]
             hists[self.observable].fill(
@@ -214,8 +221,8 @@ class SearchProcessor(processor.ProcessorABC):
                     tau21=feats[f"tau21_{suffix}"][idx],
                     weight=w,
                 )
-        if scores is not None:
-            hists["score"].fill(dataset=dataset, score=scores, weight=weights)
+        for label, sc in scores.items():
+            hists["score"].fill(dataset=dataset, model=label, score=sc, weight=weights)
 
         out: dict[str, Any] = {
             "hists": hists,
@@ -230,8 +237,8 @@ class SearchProcessor(processor.ProcessorABC):
                 cols["event"] = inputs.event
             if "Truth" in events.fields:
                 cols["truth_label"] = ak.to_numpy(events.Truth.label[sel.mask]).astype(np.int32)
-            if scores is not None:
-                cols["score"] = scores
+            for label, sc in scores.items():
+                cols[f"score_{label}"] = sc
             if inputs.constituents is not None and self.collect_constituents:
                 cols["constituents"] = inputs.constituents
                 cols["constituents_mask"] = inputs.mask

@@ -83,6 +83,8 @@ def test_genweight_is_applied(nanoaod_dir):
 
 
 def test_score_region_without_model_is_an_error():
-    with pytest.raises(Exception, match="needs an anomaly score"):
-        p = DijetProcessor(regions=(RegionConfig(name="hi", score_min=0.5),))
-        p._region_masks(None, None)
+    from adcoffea.errors import ModelBundleError
+
+    p = DijetProcessor(regions=(RegionConfig(name="hi", score_min=0.5),))
+    with pytest.raises(ModelBundleError, match="needs the anomaly score of model"):
+        p._region_masks({}, {})

@@ -23,6 +23,8 @@ def _fmt(x: Any, digits: int = 3) -> str:
     if isinstance(x, float):
         if x == 0:
             return "0"
+        if x.is_integer() and abs(x) < 1e15:
+            return f"{int(x):,}"
         if abs(x) >= 1e4 or abs(x) < 1e-3:
             return f"{x:.{digits}g}"
         return f"{x:.{digits}g}" if abs(x) < 1 else f"{x:,.{max(digits - 2, 1)}f}"
@@ -150,26 +152,31 @@ def build_report(out_dir: Path, results: dict[str, Any]) -> _Doc:
         )
 
     ev = results.get("evaluation") or {}
-    if ev.get("roc"):
-        d.h(2, "Anomaly score on synthetic truth")
-        roc = ev["roc"]
-        d.table(
-            ["events", "signal events", "AUC", "max SIC"],
-            [[ev.get("n_events"), ev.get("n_signal"), roc.get("auc"), roc.get("max_sic")]],
-        )
-    if ev.get("sculpting"):
-        sc = ev["sculpting"]
+    per_model = ev.get("models") or {}
+    if per_model:
+        d.h(2, "Anomaly scores on synthetic truth")
         d.p(
-            "Sculpting check (background only): Jensen–Shannon divergence of the observable "
-            "shape after each cut against before it."
+            f"{ev.get('n_events', 0):,} selected data events, {ev.get('n_signal', 0):,} of them "
+            "injected signal. SIC = TPR/sqrt(FPR); sculpting: Jensen-Shannon divergence of "
+            "the background observable shape after a cut at the given background "
+            "efficiency against before it (js_random: the same for a random selection of "
+            "the same size, the statistical floor)."
         )
-        effs = sc.get("efficiencies", [])
-        js = sc.get("js_divergence", [])
-        if effs and js:
-            d.table(
-                ["background efficiency", "JS divergence"],
-                [[e, j] for e, j in zip(effs, js, strict=False)],
+        rows = []
+        for label, m in per_model.items():
+            roc = m.get("roc") or {}
+            sc = m.get("sculpting") or {}
+            js = ", ".join(
+                f"{e:g}: {j:.2g} ({r:.2g})"
+                for e, j, r in zip(
+                    sc.get("efficiencies", []),
+                    sc.get("js", []),
+                    sc.get("js_random", []),
+                    strict=False,
+                )
             )
+            rows.append([label, m.get("method"), roc.get("auc"), roc.get("max_sic"), js or "–"])
+        d.table(["model", "method", "AUC", "max SIC", "JS divergence at eff. (random)"], rows)
 
     lim = results.get("limits")
     if lim:

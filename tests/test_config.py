@@ -54,10 +54,23 @@ def test_missing_file_is_named(tmp_path):
 
 def test_regions_name_known_models():
     models = [{"method": "cwola"}, {"method": "autoencoder", "name": "ae"}]
-    cfg = parse_config(_minimal(models=models, regions=[
-        {"name": "inclusive"}, {"name": "w", "efficiency": 0.01}, {"name": "a", "model": "ae", "score_min": 0.5}]))
+    cfg = parse_config(
+        _minimal(
+            models=models,
+            regions=[
+                {"name": "inclusive"},
+                {"name": "w", "efficiency": 0.01},
+                {"name": "a", "model": "ae", "score_min": 0.5},
+            ],
+        )
+    )
     assert [cfg.region_model(r) for r in cfg.regions] == [None, "cwola", "ae"]
     with pytest.raises(ConfigError, match="unknown model 'vae'"):
-        parse_config(_minimal(models=models, regions=[{"name": "inclusive"}, {"name": "x", "model": "vae", "score_min": 0.1}]))
+        parse_config(
+            _minimal(
+                models=models,
+                regions=[{"name": "inclusive"}, {"name": "x", "model": "vae", "score_min": 0.1}],
+            )
+        )
     with pytest.raises(ConfigError, match="model names must be unique"):
         parse_config(_minimal(models=[{"method": "vae"}, {"method": "vae"}]))

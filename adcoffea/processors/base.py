@@ -120,7 +120,10 @@ class SearchProcessor(processor.ProcessorABC):
                 storage=hist.storage.Weight(),
             ),
             "score": hist.Hist(
-                ds, make_axis("score", h.score, "anomaly score"), storage=hist.storage.Weight()
+                ds,
+                hist.axis.StrCategory([b[0] for b in self.bundles], name="model", growth=True),
+                make_axis("score", h.score, "anomaly score"),
+                storage=hist.storage.Weight(),
             ),
         }
 

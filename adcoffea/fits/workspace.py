@@ -49,13 +49,15 @@ def _arr(x: Any, name: str, n: int | None = None) -> list[float]:
 
 
 def fit_variations(
-    result: FitResult, *, n_sigma: float = 1.0, min_eigen_fraction: float = 1e-6
+    result: FitResult, *, n_sigma: float = 1.0, min_eigenvalue: float = 1e-12
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Background up/down shapes along the eigenvectors of a fit's covariance.
+    """Background up/down shapes along the eigenvectors of a fit's correlation matrix.
 
-    Each eigenvector ``v_k`` (eigenvalue ``l_k``) of the shape+yield covariance gives one
-    independent variation ``p = p_hat +- n_sigma sqrt(l_k) v_k``; together they reproduce the
-    fit uncertainty band to first order. Directions with negligible eigenvalues are dropped.
+    With ``C = D R D`` (``D`` the errors, ``R = V L V^T`` the correlation), the directions
+    ``d_k = n_sigma D v_k sqrt(l_k)`` satisfy ``sum_k d_k d_k^T = n_sigma^2 C``, so the
+    independent variations ``p_hat +- d_k`` reproduce the fit uncertainty band to first order.
+    Working with the (dimensionless) correlation matrix keeps the yield, whose variance is
+    ~1e6 times larger than the shape parameters', from swamping the decomposition.
     """
     model = PoissonModel(
         result.edges,
@@ -67,13 +69,18 @@ def fit_variations(
     k = result.n_params
     p = np.asarray(result.values[:k], dtype=float)
     cov = np.asarray(result.covariance[:k, :k], dtype=float)
-    lam, vec = np.linalg.eigh(0.5 * (cov + cov.T))
+    cov = 0.5 * (cov + cov.T)
+    d = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    live = d > 0
+    dinv = np.where(live, 1.0 / np.where(live, d, 1.0), 0.0)
+    corr = cov * dinv[:, None] * dinv[None, :]
+    lam, vec = np.linalg.eigh(corr)
     out = {}
     for j in np.argsort(lam)[::-1]:
-        if lam[j] <= min_eigen_fraction * lam.max():
+        if lam[j] <= min_eigenvalue * lam.max():
             continue
-        d = n_sigma * np.sqrt(lam[j]) * vec[:, j]
-        out[f"bkg_fit_eig{len(out)}"] = (model.background(p + d), model.background(p - d))
+        step = n_sigma * d * vec[:, j] * np.sqrt(lam[j])
+        out[f"bkg_fit_eig{len(out)}"] = (model.background(p + step), model.background(p - step))
     return out
 
 
@@ -274,7 +281,8 @@ def upper_limit(
     model, data = _model_data(workspace)
     if bounds is None:
         hi = float(model.config.suggested_bounds()[model.config.poi_index][1])
-        bounds = (0.0, min(hi, 10.0))
+        # CLs is undefined at mu = 0 (0/0); toms748_scan widens the bracket if needed
+        bounds = (1e-3, min(hi, 10.0))
     kwargs: dict[str, Any] = {"test_stat": "qtilde", "calctype": calctype}
     if calctype == "toybased":
         kwargs["ntoys"] = ntoys

@@ -232,6 +232,24 @@ def _model_data(workspace: Any) -> tuple[Any, Any]:
     return model, ws.data(model)
 
 
+def _limit_bracket(model: Any) -> tuple[float, float]:
+    """A bracket around the expected limit from the Gaussian scale ``1/sqrt(sum s^2/b)``.
+
+    CLs is 0/0 at (and numerically near) mu = 0, so the lower end must stay at a signal
+    strength the data can feel; ``toms748_scan`` halves/doubles the ends if they do not bracket.
+    """
+    init = np.asarray(model.config.suggested_init(), dtype=float)
+    i = model.config.poi_index
+    p1, p0 = init.copy(), init.copy()
+    p1[i], p0[i] = 1.0, 0.0
+    b = np.asarray(model.expected_actualdata(p0), dtype=float)
+    s = np.asarray(model.expected_actualdata(p1), dtype=float) - b
+    z2 = float(np.sum(s**2 / np.maximum(b, 1.0)))
+    scale = 1.0 / np.sqrt(z2) if z2 > 0 else 1.0
+    hi = float(model.config.suggested_bounds()[i][1])
+    return 0.2 * scale, min(10.0 * scale, hi)
+
+
 @dataclass(frozen=True)
 class LimitResult:
     """CLs upper limit on the signal strength."""
@@ -280,9 +298,7 @@ def upper_limit(
 
     model, data = _model_data(workspace)
     if bounds is None:
-        hi = float(model.config.suggested_bounds()[model.config.poi_index][1])
-        # CLs is undefined at mu = 0 (0/0); toms748_scan widens the bracket if needed
-        bounds = (1e-3, min(hi, 10.0))
+        bounds = _limit_bracket(model)
     kwargs: dict[str, Any] = {"test_stat": "qtilde", "calctype": calctype}
     if calctype == "toybased":
         kwargs["ntoys"] = ntoys

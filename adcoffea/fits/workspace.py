@@ -282,7 +282,7 @@ def upper_limit(
     calctype: str = "asymptotics",
     ntoys: int = 2000,
     bounds: tuple[float, float] | None = None,
-    rtol: float = 1e-5,
+    rtol: float = 1e-4,
 ) -> LimitResult:
     """CLs upper limit on ``mu`` (observed and expected +-1, 2 sigma), q~mu test statistic.
 

@@ -73,7 +73,6 @@ def test_fit_and_limits_commands(tmp_path, capsys):
             "3500",
             "--masses",
             "3500",
-            "4500",
             "--n-params",
             "3",
             "--out",
@@ -82,7 +81,7 @@ def test_fit_and_limits_commands(tmp_path, capsys):
     )
     assert rc == 0
     res = json.loads((lim / "limits.json").read_text())
-    assert len(res["limits"]["observed_mu"]) == 2
+    assert len(res["limits"]["observed_mu"]) == 1
     assert (lim / "brazil.png").exists() and (lim / "workspace_3500.json").exists()
     # user errors are reported without a traceback
     assert main(["fit", str(tmp_path / "missing.pkl")]) == 2

@@ -104,6 +104,21 @@ def test_hist_input_range_and_loading(tmp_path):
         load_histogram(str(path), name="mt", selections={"dataset": "data"})
 
 
+def test_root_file_input(tmp_path):
+    import uproot
+
+    h = hist.Hist(hist.axis.Variable(EDGES, name="mjj"))
+    h.view()[:] = np.random.default_rng(6).poisson(expected_counts(EDGES, TRUTH))
+    path = tmp_path / "h.root"
+    with uproot.recreate(path) as f:
+        f["mjj"] = h
+    h1 = load_histogram(str(path), name="mjj")
+    np.testing.assert_array_equal(h1.values(), h.values())
+    np.testing.assert_allclose(h1.axes[0].edges, EDGES)
+    res = fit_background(h1, n_params=4)
+    assert res.converged and res.pvalue > 0.001
+
+
 def test_background_module_does_not_import_tensorflow():
     code = (
         "import sys, adcoffea.fits.background, adcoffea.fits.workspace, adcoffea.fits.commands;"

@@ -283,6 +283,7 @@ def upper_limit(
     ntoys: int = 2000,
     bounds: tuple[float, float] | None = None,
     rtol: float = 1e-4,
+    seed: int = 0,
 ) -> LimitResult:
     """CLs upper limit on ``mu`` (observed and expected +-1, 2 sigma), q~mu test statistic.
 
@@ -291,7 +292,8 @@ def upper_limit(
         cl: confidence level (0.95 -> CLs = 0.05).
         calctype: ``asymptotics`` (default) or ``toybased`` (slow; ``ntoys`` per point).
         bounds: initial bracket for mu (extended automatically if it does not bracket).
-        rtol: relative tolerance on the limit.
+        rtol: relative tolerance on the limit (asymptotics).
+        seed: toy seed; the same toys are thrown at every mu, so CLs(mu) is smooth.
     """
     pyhf = _pyhf()
     from pyhf.infer.intervals.upper_limits import toms748_scan
@@ -299,10 +301,14 @@ def upper_limit(
     model, data = _model_data(workspace)
     if bounds is None:
         bounds = _limit_bracket(model)
-    kwargs: dict[str, Any] = {"test_stat": "qtilde", "calctype": calctype}
     if calctype == "toybased":
-        kwargs["ntoys"] = ntoys
-    obs, exp = toms748_scan(data, model, bounds[0], bounds[1], level=1.0 - cl, rtol=rtol, **kwargs)
+        obs, exp = _toy_limits(model, data, bounds, level=1.0 - cl, ntoys=ntoys, seed=seed)
+        return LimitResult(float(cl), obs, exp, calctype)
+    if calctype != "asymptotics":
+        raise ConfigError(f"calctype must be 'asymptotics' or 'toybased', got {calctype!r}")
+    obs, exp = toms748_scan(
+        data, model, bounds[0], bounds[1], level=1.0 - cl, rtol=rtol, test_stat="qtilde"
+    )
     del pyhf
     return LimitResult(
         float(cl),
@@ -310,6 +316,65 @@ def upper_limit(
         tuple(float(e) for e in exp),
         calctype,  # type: ignore[arg-type]
     )
+
+
+def _toy_limits(
+    model: Any,
+    data: Any,
+    bounds: tuple[float, float],
+    *,
+    level: float,
+    ntoys: int,
+    seed: int,
+    n_grid: int = 15,
+) -> tuple[float, tuple[float, ...]]:
+    """Toy-based CLs limits (observed, expected -2..+2 sigma).
+
+    pyhf 0.7.6's toy expected band calls ``numpy.percentile(interpolation=...)``, removed in
+    numpy 2, so the band is computed here from the same toy distributions.
+    """
+    from scipy import stats
+
+    pyhf = _pyhf()
+    quantiles = 100.0 * stats.norm.cdf([-2.0, -1.0, 0.0, 1.0, 2.0])
+    cache: dict[float, np.ndarray] = {}
+
+    def cls_all(mu: float) -> np.ndarray:
+        if mu not in cache:
+            state = np.random.get_state()  # noqa: NPY002
+            np.random.seed(seed)  # noqa: NPY002 (pyhf draws toys from the global generator)
+            try:
+                calc = pyhf.infer.utils.create_calculator(
+                    "toybased", data, model, ntoys=ntoys, test_stat="qtilde", track_progress=False
+                )
+                sb, b = calc.distributions(mu)
+                t_obs = calc.teststatistic(mu)
+            finally:
+                np.random.set_state(state)  # noqa: NPY002
+            obs = float(sb.pvalue(t_obs) / b.pvalue(t_obs))
+            per_toy = np.array([sb.pvalue(t) / b.pvalue(t) for t in b.samples], dtype=float)
+            cache[mu] = np.concatenate([[obs], np.percentile(per_toy, quantiles)])
+        return cache[mu]
+
+    lo, hi = float(bounds[0]), float(bounds[1])
+    while np.any(cls_all(lo) < level) and lo > 1e-6:
+        lo /= 2.0
+    while np.any(cls_all(hi) > level) and hi < 1e6:
+        hi *= 2.0
+    # toys are expensive: one grid of mu values serves all six curves, each crossing is
+    # interpolated linearly in log CLs
+    grid = np.geomspace(lo, hi, n_grid)
+    table = np.array([cls_all(float(m)) for m in grid])
+    roots = []
+    for k in range(6):
+        y = np.log(np.maximum(table[:, k], 1e-300)) - np.log(level)
+        i = int(np.argmax(y < 0))  # first grid point below the level
+        if i == 0:
+            roots.append(float(grid[0]))
+            continue
+        f = y[i - 1] / (y[i - 1] - y[i])
+        roots.append(float(grid[i - 1] + f * (grid[i] - grid[i - 1])))
+    return roots[0], tuple(sorted(roots[1:]))
 
 
 @dataclass(frozen=True)

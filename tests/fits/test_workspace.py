@@ -174,3 +174,13 @@ def test_invalid_workspace_inputs():
         build_workspace([1.0, 2.0], [1.0, 2.0], [1.0])
     with pytest.raises(ConfigError, match="positive"):
         build_workspace([1.0, 2.0], [1.0, 0.0], [1.0, 1.0])
+
+
+@pytest.mark.slow
+def test_toy_limits_close_to_asymptotic_at_moderate_counts():
+    ws = build_workspace([52.0], [50.0], [10.0])
+    toys = upper_limit(ws, calctype="toybased", ntoys=300, seed=1)
+    asym = upper_limit(ws)
+    assert toys.observed == pytest.approx(asym.observed, rel=0.15)
+    assert toys.expected_median == pytest.approx(asym.expected_median, rel=0.15)
+    assert upper_limit(ws, calctype="toybased", ntoys=300, seed=1) == toys  # seeded

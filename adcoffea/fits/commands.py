@@ -24,6 +24,12 @@ def fit_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="also run a sliding-window fit with this half width in bins (0: off)",
     )
+    parser.add_argument(
+        "--plots",
+        default="best",
+        choices=["best", "all", "none"],
+        help="fit plots to draw: the chosen order (with the others overlaid), every order, none",
+    )
     parser.add_argument("--out", default="fit_results", help="output directory")
 
 
@@ -59,14 +65,16 @@ def fit_main(args: argparse.Namespace) -> int:
         "order_selection": sel.to_dict(),
         "fits": {str(n): r.to_dict() for n, r in sel.fits.items()},
     }
-    for n, r in sel.fits.items():
-        plot_fit(r, out / f"fit_{n}par.png", xlabel=xlabel)
-    plot_fit(
-        sel.best,
-        out / "fit_best.png",
-        xlabel=xlabel,
-        others={f"{n} par": r for n, r in sel.fits.items() if n != sel.chosen},
-    )
+    if args.plots == "all":
+        for n, r in sel.fits.items():
+            plot_fit(r, out / f"fit_{n}par.png", xlabel=xlabel)
+    if args.plots != "none":
+        plot_fit(
+            sel.best,
+            out / "fit_best.png",
+            xlabel=xlabel,
+            others={f"{n} par": r for n, r in sel.fits.items() if n != sel.chosen},
+        )
     if args.swift_half_width > 0:
         from adcoffea.fits.swift import sliding_window_fit
 
@@ -79,7 +87,8 @@ def fit_main(args: argparse.Namespace) -> int:
             fit_range=args.range,
         )
         doc["sliding_window"] = sw.to_dict()
-        plot_fit(sw, out / "fit_sliding_window.png", xlabel=xlabel)
+        if args.plots != "none":
+            plot_fit(sw, out / "fit_sliding_window.png", xlabel=xlabel)
     (out / "fit.json").write_text(json.dumps(doc, indent=1))
     best = sel.best
     print(

@@ -41,13 +41,22 @@ def plot_fit(
     counts = np.asarray(result.counts)
     expected = np.asarray(getattr(result, "expected", result.background))
     fig, (ax, rax) = plt.subplots(
-        2, 1, figsize=(8, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05}
+        2,
+        1,
+        figsize=(8, 8),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 1]},
+        layout="constrained",
     )
     ax.errorbar(centres, counts, yerr=np.sqrt(counts), fmt="ko", ms=3, label="data")
-    ax.stairs(expected, edges, color="tab:red", lw=2, label=_label(result))
+    ax.stairs(expected, edges, color="tab:red", lw=2, baseline=None, label=_label(result))
     for name, other in (others or {}).items():
         ax.stairs(
-            np.asarray(getattr(other, "expected", other.background)), edges, lw=1.2, label=name
+            np.asarray(getattr(other, "expected", other.background)),
+            edges,
+            lw=1.2,
+            baseline=None,
+            label=name,
         )
     ax.set_yscale("log")
     ax.set_ylabel("events / bin")
@@ -60,7 +69,7 @@ def plot_fit(
     rax.set_ylabel("pull")
     rax.set_xlabel(xlabel)
     path = Path(path)
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
@@ -77,7 +86,7 @@ def brazil_plot(scan: Any, path: str | Path, *, ylabel: str = "95% CL upper limi
     plt = _plt()
     m = np.asarray(scan.masses)
     e = np.asarray(scan.expected)
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
     ax.fill_between(m, e[:, 0], e[:, 4], color="#ffdf00", label="expected ±2σ")
     ax.fill_between(m, e[:, 1], e[:, 3], color="#00c000", label="expected ±1σ")
     ax.plot(m, e[:, 2], "k--", label="expected")
@@ -87,6 +96,6 @@ def brazil_plot(scan: Any, path: str | Path, *, ylabel: str = "95% CL upper limi
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=12)
     path = Path(path)
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

@@ -49,13 +49,15 @@ def _arr(x: Any, name: str, n: int | None = None) -> list[float]:
 
 
 def fit_variations(
-    result: FitResult, *, n_sigma: float = 1.0, min_eigen_fraction: float = 1e-6
+    result: FitResult, *, n_sigma: float = 1.0, min_eigenvalue: float = 1e-12
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Background up/down shapes along the eigenvectors of a fit's covariance.
+    """Background up/down shapes along the eigenvectors of a fit's correlation matrix.
 
-    Each eigenvector ``v_k`` (eigenvalue ``l_k``) of the shape+yield covariance gives one
-    independent variation ``p = p_hat +- n_sigma sqrt(l_k) v_k``; together they reproduce the
-    fit uncertainty band to first order. Directions with negligible eigenvalues are dropped.
+    With ``C = D R D`` (``D`` the errors, ``R = V L V^T`` the correlation), the directions
+    ``d_k = n_sigma D v_k sqrt(l_k)`` satisfy ``sum_k d_k d_k^T = n_sigma^2 C``, so the
+    independent variations ``p_hat +- d_k`` reproduce the fit uncertainty band to first order.
+    Working with the (dimensionless) correlation matrix keeps the yield, whose variance is
+    ~1e6 times larger than the shape parameters', from swamping the decomposition.
     """
     model = PoissonModel(
         result.edges,
@@ -67,13 +69,18 @@ def fit_variations(
     k = result.n_params
     p = np.asarray(result.values[:k], dtype=float)
     cov = np.asarray(result.covariance[:k, :k], dtype=float)
-    lam, vec = np.linalg.eigh(0.5 * (cov + cov.T))
+    cov = 0.5 * (cov + cov.T)
+    d = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    live = d > 0
+    dinv = np.where(live, 1.0 / np.where(live, d, 1.0), 0.0)
+    corr = cov * dinv[:, None] * dinv[None, :]
+    lam, vec = np.linalg.eigh(corr)
     out = {}
     for j in np.argsort(lam)[::-1]:
-        if lam[j] <= min_eigen_fraction * lam.max():
+        if lam[j] <= min_eigenvalue * lam.max():
             continue
-        d = n_sigma * np.sqrt(lam[j]) * vec[:, j]
-        out[f"bkg_fit_eig{len(out)}"] = (model.background(p + d), model.background(p - d))
+        step = n_sigma * d * vec[:, j] * np.sqrt(lam[j])
+        out[f"bkg_fit_eig{len(out)}"] = (model.background(p + step), model.background(p - step))
     return out
 
 
@@ -225,6 +232,24 @@ def _model_data(workspace: Any) -> tuple[Any, Any]:
     return model, ws.data(model)
 
 
+def _limit_bracket(model: Any) -> tuple[float, float]:
+    """A bracket around the expected limit from the Gaussian scale ``1/sqrt(sum s^2/b)``.
+
+    CLs is 0/0 at (and numerically near) mu = 0, so the lower end must stay at a signal
+    strength the data can feel; ``toms748_scan`` halves/doubles the ends if they do not bracket.
+    """
+    init = np.asarray(model.config.suggested_init(), dtype=float)
+    i = model.config.poi_index
+    p1, p0 = init.copy(), init.copy()
+    p1[i], p0[i] = 1.0, 0.0
+    b = np.asarray(model.expected_actualdata(p0), dtype=float)
+    s = np.asarray(model.expected_actualdata(p1), dtype=float) - b
+    z2 = float(np.sum(s**2 / np.maximum(b, 1.0)))
+    scale = 1.0 / np.sqrt(z2) if z2 > 0 else 1.0
+    hi = float(model.config.suggested_bounds()[i][1])
+    return 0.2 * scale, min(10.0 * scale, hi)
+
+
 @dataclass(frozen=True)
 class LimitResult:
     """CLs upper limit on the signal strength."""
@@ -257,7 +282,8 @@ def upper_limit(
     calctype: str = "asymptotics",
     ntoys: int = 2000,
     bounds: tuple[float, float] | None = None,
-    rtol: float = 1e-5,
+    rtol: float = 1e-4,
+    seed: int = 0,
 ) -> LimitResult:
     """CLs upper limit on ``mu`` (observed and expected +-1, 2 sigma), q~mu test statistic.
 
@@ -266,19 +292,23 @@ def upper_limit(
         cl: confidence level (0.95 -> CLs = 0.05).
         calctype: ``asymptotics`` (default) or ``toybased`` (slow; ``ntoys`` per point).
         bounds: initial bracket for mu (extended automatically if it does not bracket).
-        rtol: relative tolerance on the limit.
+        rtol: relative tolerance on the limit (asymptotics).
+        seed: toy seed; the same toys are thrown at every mu, so CLs(mu) is smooth.
     """
     pyhf = _pyhf()
     from pyhf.infer.intervals.upper_limits import toms748_scan
 
     model, data = _model_data(workspace)
     if bounds is None:
-        hi = float(model.config.suggested_bounds()[model.config.poi_index][1])
-        bounds = (0.0, min(hi, 10.0))
-    kwargs: dict[str, Any] = {"test_stat": "qtilde", "calctype": calctype}
+        bounds = _limit_bracket(model)
     if calctype == "toybased":
-        kwargs["ntoys"] = ntoys
-    obs, exp = toms748_scan(data, model, bounds[0], bounds[1], level=1.0 - cl, rtol=rtol, **kwargs)
+        obs, exp = _toy_limits(model, data, bounds, level=1.0 - cl, ntoys=ntoys, seed=seed)
+        return LimitResult(float(cl), obs, exp, calctype)
+    if calctype != "asymptotics":
+        raise ConfigError(f"calctype must be 'asymptotics' or 'toybased', got {calctype!r}")
+    obs, exp = toms748_scan(
+        data, model, bounds[0], bounds[1], level=1.0 - cl, rtol=rtol, test_stat="qtilde"
+    )
     del pyhf
     return LimitResult(
         float(cl),
@@ -286,6 +316,65 @@ def upper_limit(
         tuple(float(e) for e in exp),
         calctype,  # type: ignore[arg-type]
     )
+
+
+def _toy_limits(
+    model: Any,
+    data: Any,
+    bounds: tuple[float, float],
+    *,
+    level: float,
+    ntoys: int,
+    seed: int,
+    n_grid: int = 15,
+) -> tuple[float, tuple[float, ...]]:
+    """Toy-based CLs limits (observed, expected -2..+2 sigma).
+
+    pyhf 0.7.6's toy expected band calls ``numpy.percentile(interpolation=...)``, removed in
+    numpy 2, so the band is computed here from the same toy distributions.
+    """
+    from scipy import stats
+
+    pyhf = _pyhf()
+    quantiles = 100.0 * stats.norm.cdf([-2.0, -1.0, 0.0, 1.0, 2.0])
+    cache: dict[float, np.ndarray] = {}
+
+    def cls_all(mu: float) -> np.ndarray:
+        if mu not in cache:
+            state = np.random.get_state()  # noqa: NPY002
+            np.random.seed(seed)  # noqa: NPY002 (pyhf draws toys from the global generator)
+            try:
+                calc = pyhf.infer.utils.create_calculator(
+                    "toybased", data, model, ntoys=ntoys, test_stat="qtilde", track_progress=False
+                )
+                sb, b = calc.distributions(mu)
+                t_obs = calc.teststatistic(mu)
+            finally:
+                np.random.set_state(state)  # noqa: NPY002
+            obs = float(sb.pvalue(t_obs) / b.pvalue(t_obs))
+            per_toy = np.array([sb.pvalue(t) / b.pvalue(t) for t in b.samples], dtype=float)
+            cache[mu] = np.concatenate([[obs], np.percentile(per_toy, quantiles)])
+        return cache[mu]
+
+    lo, hi = float(bounds[0]), float(bounds[1])
+    while np.any(cls_all(lo) < level) and lo > 1e-6:
+        lo /= 2.0
+    while np.any(cls_all(hi) > level) and hi < 1e6:
+        hi *= 2.0
+    # toys are expensive: one grid of mu values serves all six curves, each crossing is
+    # interpolated linearly in log CLs
+    grid = np.geomspace(lo, hi, n_grid)
+    table = np.array([cls_all(float(m)) for m in grid])
+    roots = []
+    for k in range(6):
+        y = np.log(np.maximum(table[:, k], 1e-300)) - np.log(level)
+        i = int(np.argmax(y < 0))  # first grid point below the level
+        if i == 0:
+            roots.append(float(grid[0]))
+            continue
+        f = y[i - 1] / (y[i - 1] - y[i])
+        roots.append(float(grid[i - 1] + f * (grid[i] - grid[i - 1])))
+    return roots[0], tuple(sorted(roots[1:]))
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,21 @@ def test_hist_input_range_and_loading(tmp_path):
         load_histogram(str(path), name="mt", selections={"dataset": "data"})
 
 
+def test_root_file_input(tmp_path):
+    import uproot
+
+    h = hist.Hist(hist.axis.Variable(EDGES, name="mjj"))
+    h.view()[:] = np.random.default_rng(6).poisson(expected_counts(EDGES, TRUTH))
+    path = tmp_path / "h.root"
+    with uproot.recreate(path) as f:
+        f["mjj"] = h
+    h1 = load_histogram(str(path), name="mjj")
+    np.testing.assert_array_equal(h1.values(), h.values())
+    np.testing.assert_allclose(h1.axes[0].edges, EDGES)
+    res = fit_background(h1, n_params=4)
+    assert res.converged and res.pvalue > 0.001
+
+
 def test_background_module_does_not_import_tensorflow():
     code = (
         "import sys, adcoffea.fits.background, adcoffea.fits.workspace, adcoffea.fits.commands;"
@@ -127,3 +142,42 @@ def test_zfit_and_iminuit_agree():
     assert np.all(close), (zf.values, ref.values)
     assert zf.nll == pytest.approx(ref.nll, abs=1e-4)
     np.testing.assert_allclose(zf.errors, ref.errors, rtol=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("function", "truth"),
+    [
+        ("dijet", [5.0e4, 7.80, 5.26, 1.13]),
+        ("expo", [5.0e4, 20.0, 5.0, 0.3]),
+        ("power", [5.0e4, 5.0, 10.0, 5.0]),
+    ],
+)
+def test_closure_pulls_over_many_toys_all_families(function, truth):
+    truth = np.asarray(truth)
+    nu = expected_counts(EDGES, truth, function=function)
+    rng = np.random.default_rng(99)
+    pulls = []
+    for toy in rng.poisson(nu, size=(1000, len(nu))):
+        res = fit_background(toy.astype(float), edges=EDGES, n_params=4, function=function)
+        assert res.converged
+        pulls.append((res.values - truth) / res.errors)
+    pulls = np.array(pulls)
+    assert np.all(np.abs(pulls.mean(axis=0)) < 0.12), pulls.mean(axis=0)
+    assert np.all(np.abs(pulls.std(axis=0, ddof=1) - 1) < 0.08), pulls.std(axis=0)
+
+
+@pytest.mark.slow
+@pytest.mark.zfit
+@pytest.mark.parametrize(
+    ("function", "n_params"), [("dijet", 3), ("dijet", 5), ("expo", 4), ("power", 3)]
+)
+def test_zfit_and_iminuit_agree_other_models(function, n_params):
+    n = np.random.default_rng(8).poisson(expected_counts(EDGES, TRUTH)).astype(float)
+    ref = fit_background(n, edges=EDGES, n_params=n_params, function=function)
+    zf = fit_background(n, edges=EDGES, n_params=n_params, function=function, backend="zfit")
+    close = np.abs(zf.values - ref.values) <= np.maximum(
+        1e-3 * np.abs(ref.values), 0.05 * ref.errors
+    )
+    assert np.all(close), (zf.values, ref.values)
+    assert zf.nll == pytest.approx(ref.nll, abs=1e-4)

@@ -130,7 +130,7 @@ def run(
         roc = roc_sic(s_test, test_lab, min_background=10)
         row = {"auc": roc.auc, "max_sic": roc.max_sic, "tpr_at_max_sic": roc.tpr_at_max_sic,
                "train_seconds": seconds}  # fmt: skip
-        if res.out_of_fold_scores is not None:
+        if res.out_of_fold_scores is not None and labels[sr].any():
             oof = roc_sic(res.out_of_fold_scores[sr], labels[sr], min_background=10)
             row.update(oof_auc=oof.auc, oof_max_sic=oof.max_sic)
         # Sculpting of the QCD mjj shape by cuts on the score (independent QCD, 3.0-4.0 TeV)

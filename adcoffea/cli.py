@@ -19,8 +19,8 @@ from adcoffea.errors import AdcoffeaError
 #: name -> (module, function prefix, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "generate": ("adcoffea.synthetic", "cli", "generate synthetic LHCO-like NanoAOD files"),
-    "process": ("adcoffea.execution", "cli", "run a processor over a fileset, write histograms"),
-    "train": ("adcoffea.models.train", "cli", "train an anomaly-detection model bundle"),
+    "process": ("adcoffea.pipeline", "process", "run a processor over a fileset, write histograms"),
+    "train": ("adcoffea.training", "cli", "train the anomaly-detection model of a config"),
     "evaluate": ("adcoffea.models.evaluate", "cli", "ROC/SIC and sculpting checks of a bundle"),
     "fit": ("adcoffea.fits.commands", "fit", "background fit of a saved histogram"),
     "limits": ("adcoffea.fits.commands", "limits", "CLs limits with pyhf from saved histograms"),

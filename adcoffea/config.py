@@ -118,9 +118,14 @@ class RegionConfig(_Strict):
     """
 
     name: str
+    model: str | None = Field(default=None, description="which model's score (default: first)")
     score_min: float | None = None
     score_max: float | None = None
     efficiency: float | None = Field(default=None, gt=0, le=1)
+
+    @property
+    def is_scored(self) -> bool:
+        return any(v is not None for v in (self.score_min, self.score_max, self.efficiency))
 
     @model_validator(mode="after")
     def _one_kind(self) -> RegionConfig:
@@ -146,6 +151,7 @@ class TrainConfig(_Strict):
 
 
 class ModelConfig(_Strict):
+    name: str | None = Field(default=None, description="label of this score (default: method)")
     method: Method
     bundle: Path | None = Field(default=None, description="existing bundle; else trained")
     features: list[str] | None = Field(default=None, description="default: the method's own")
@@ -184,14 +190,30 @@ class BumpHunterConfig(_Strict):
     step: Literal["1", "half", "full"] | int = 1
     mode: Literal["excess", "deficit"] = "excess"
     n_toys: int = Field(default=10_000, gt=0)
-    background: Literal["fit", "template"] = "fit"
+    background: Literal["fit", "efficiency"] = Field(
+        default="fit",
+        description="'fit': the background fit (1D); 'efficiency': the inclusive data times "
+        "the anomaly-cut efficiency per bin of the second axis (2D) or overall (1D)",
+    )
+    scan_range: tuple[float, float] | None = Field(default=None, description="1D, GeV")
     sideband: bool = False
     seed: int = 0
 
 
 class LimitsConfig(_Strict):
+    region: str | None = Field(default=None, description="region for limits (default: last)")
     masses: list[float] = Field(default_factory=list, description="signal masses (GeV)")
+    masses_x: list[float] = Field(
+        default_factory=list, description="2D searches: m_X points (GeV) of the limit grid"
+    )
     signal_width: float = Field(default=0.05, gt=0, description="Gaussian width / mass")
+    signal_width_x: float = Field(default=0.08, gt=0, description="2D: Gaussian width / m_X")
+    reference_events: float = Field(
+        default=100.0,
+        gt=0,
+        description="mu = 1 for a signal template: this many selected signal events before "
+        "the anomaly cut (the template's region efficiency is applied)",
+    )
     cl: float = Field(default=0.95, gt=0, lt=1)
     calculator: Literal["asymptotics", "toybased"] = "asymptotics"
 
@@ -205,7 +227,10 @@ class AnalysisConfig(_Strict):
     selection: SelectionConfig = SelectionConfig()
     histograms: HistogramsConfig = HistogramsConfig()
     regions: list[RegionConfig] = Field(default_factory=lambda: [RegionConfig(name="inclusive")])
-    model: ModelConfig | None = None
+    models: list[ModelConfig] = Field(
+        default_factory=list, description="anomaly-detection models, side by side"
+    )
+    model: ModelConfig | None = Field(default=None, description="shorthand for one model")
     executor: ExecutorConfig = ExecutorConfig()
     fit: FitConfig | None = None
     bumphunt: BumpHunterConfig | None = None
@@ -216,10 +241,43 @@ class AnalysisConfig(_Strict):
         names = [r.name for r in self.regions]
         if len(set(names)) != len(names):
             raise ValueError(f"region names must be unique, got {names}")
-        scored = [r.name for r in self.regions if r.efficiency or r.score_min or r.score_max]
-        if scored and self.model is None:
-            raise ValueError(f"regions {scored} cut on an anomaly score but no 'model' is given")
+        if self.model is not None and self.models:
+            raise ValueError("give 'model' or 'models', not both")
+        models = self.all_models
+        labels = [m.name or m.method for m in models]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"model names must be unique, got {labels} (set 'name')")
+        scored = [r for r in self.regions if r.is_scored]
+        if scored and not models:
+            raise ValueError(
+                f"regions {[r.name for r in scored]} cut on an anomaly score but no model is given"
+            )
+        for r in self.regions:
+            if r.model is not None and r.model not in labels:
+                raise ValueError(f"region {r.name!r}: unknown model {r.model!r} (models: {labels})")
+        if self.regions and self.regions[0].is_scored:
+            raise ValueError("the first region must be the inclusive one (no score cut)")
+        if (
+            self.limits is not None
+            and self.limits.region is not None
+            and self.limits.region not in names
+        ):
+            raise ValueError(f"limits.region {self.limits.region!r} is not a region {names}")
         return self
+
+    @property
+    def all_models(self) -> list[ModelConfig]:
+        """The configured models (``model`` or ``models``), in order."""
+        return [self.model] if self.model is not None else list(self.models)
+
+    def model_label(self, model: ModelConfig) -> str:
+        return model.name or model.method
+
+    def region_model(self, region: RegionConfig) -> str | None:
+        """The label of the model whose score ``region`` cuts on (None: no cut)."""
+        if not region.is_scored:
+            return None
+        return region.model or self.model_label(self.all_models[0])
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

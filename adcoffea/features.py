@@ -114,3 +114,86 @@ class ModelInputs:
             mask=cat("mask"),
             jets=cat("jets"),
         )
+
+
+def two_columns(values) -> np.ndarray:
+    """(n, 2) float64 array of a per-jet quantity of exactly two jets per event."""
+    import awkward as ak
+
+    flat = ak.to_numpy(ak.flatten(values, axis=1)).astype(np.float64)
+    return flat.reshape(-1, 2)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return num / (den + TAU_EPS)
+
+
+def high_level_features(jets) -> dict[str, np.ndarray]:
+    """High-level features of exactly two jets per event (an awkward array (n, 2)).
+
+    Jets missing ``tau1..tau3`` (not every NanoAOD flavour stores them) give NaN ratios,
+    which the scoring step refuses with a clear error rather than using silently.
+
+    Example:
+        >>> import awkward as ak
+        >>> jets = ak.Array([[{"pt": 1500., "eta": 0., "phi": 0., "mass": 100.,
+        ...                    "tau1": .2, "tau2": .1, "tau3": .05},
+        ...                   {"pt": 1400., "eta": 0.5, "phi": 3.1, "mass": 400.,
+        ...                    "tau1": .3, "tau2": .06, "tau3": .05}]])
+        >>> f = high_level_features(jets)
+        >>> round(float(f["delta_mj"][0]), 1), round(float(f["tau21_max"][0]), 3)
+        (300.0, 0.2)
+    """
+
+    def col(name: str) -> np.ndarray:
+        if name not in jets.fields:
+            return np.full((len(jets), 2), np.nan)
+        return two_columns(jets[name])
+
+    pt, eta, phi, mass = col("pt"), col("eta"), col("phi"), col("mass")
+    tau1, tau2, tau3 = col("tau1"), col("tau2"), col("tau3")
+    # Invariant mass from (pt, eta, phi, m), without relying on a vector behaviour.
+    px, py = pt * np.cos(phi), pt * np.sin(phi)
+    pz = pt * np.sinh(eta)
+    e = np.sqrt(px**2 + py**2 + pz**2 + mass**2)
+    m2 = e.sum(1) ** 2 - px.sum(1) ** 2 - py.sum(1) ** 2 - pz.sum(1) ** 2
+    mjj = np.sqrt(np.maximum(m2, 0.0))
+
+    light = np.argmin(mass, axis=1)[:, None]
+    heavy = 1 - light
+
+    def pick(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(a, idx, axis=1)[:, 0]
+
+    tau21, tau32 = _ratio(tau2, tau1), _ratio(tau3, tau2)
+    mj_min, mj_max = pick(mass, light), pick(mass, heavy)
+    return {
+        "mjj": mjj,
+        "mj_min": mj_min,
+        "mj_max": mj_max,
+        "delta_mj": mj_max - mj_min,
+        "tau21_min": pick(tau21, light),
+        "tau21_max": pick(tau21, heavy),
+        "tau32_min": pick(tau32, light),
+        "tau32_max": pick(tau32, heavy),
+    }
+
+
+def transverse_mass(jets, met_pt: np.ndarray, met_phi: np.ndarray) -> np.ndarray:
+    """mT of the dijet system and the missing transverse momentum (CMS SVJ definition).
+
+    mT^2 = (E_T,jj + MET)^2 - |p_T,jj + MET|^2 with E_T,jj = sqrt(m_jj^2 + p_T,jj^2).
+    """
+
+    def col(name: str) -> np.ndarray:
+        return two_columns(jets[name])
+
+    pt, eta, phi, mass = col("pt"), col("eta"), col("phi"), col("mass")
+    px, py = (pt * np.cos(phi)).sum(1), (pt * np.sin(phi)).sum(1)
+    pz = (pt * np.sinh(eta)).sum(1)
+    e = np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2).sum(1)
+    mjj2 = np.maximum(e**2 - px**2 - py**2 - pz**2, 0.0)
+    et_jj = np.sqrt(mjj2 + px**2 + py**2)
+    mpx, mpy = met_pt * np.cos(met_phi), met_pt * np.sin(met_phi)
+    mt2 = (et_jj + met_pt) ** 2 - (px + mpx) ** 2 - (py + mpy) ** 2
+    return np.sqrt(np.maximum(mt2, 0.0))

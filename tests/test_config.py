@@ -35,7 +35,7 @@ def test_exactly_one_event_source():
 
 
 def test_score_region_requires_a_model():
-    with pytest.raises(ConfigError, match="no 'model'"):
+    with pytest.raises(ConfigError, match="no model is given"):
         parse_config(_minimal(regions=[{"name": "hi", "score_min": 0.5}]))
 
 
@@ -50,3 +50,27 @@ def test_yaml_is_loaded_safely(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"nope\.yaml"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_regions_name_known_models():
+    models = [{"method": "cwola"}, {"method": "autoencoder", "name": "ae"}]
+    cfg = parse_config(
+        _minimal(
+            models=models,
+            regions=[
+                {"name": "inclusive"},
+                {"name": "w", "efficiency": 0.01},
+                {"name": "a", "model": "ae", "score_min": 0.5},
+            ],
+        )
+    )
+    assert [cfg.region_model(r) for r in cfg.regions] == [None, "cwola", "ae"]
+    with pytest.raises(ConfigError, match="unknown model 'vae'"):
+        parse_config(
+            _minimal(
+                models=models,
+                regions=[{"name": "inclusive"}, {"name": "x", "model": "vae", "score_min": 0.1}],
+            )
+        )
+    with pytest.raises(ConfigError, match="model names must be unique"):
+        parse_config(_minimal(models=[{"method": "vae"}, {"method": "vae"}]))

@@ -1,0 +1,546 @@
+"""Run a processor over a fileset with coffea's executors, accounting for every event.
+
+Executors: coffea's ``IterativeExecutor``, ``FuturesExecutor`` (loky process pool) and
+``DaskExecutor`` on dask-distributed (a ``LocalCluster`` by default, or an existing scheduler
+address as on an analysis facility), all driven by ``coffea.processor.Runner`` with virtual
+arrays.
+
+Event accounting: before processing, every file is opened (metadata only) and checked for the
+tree and the branches the processor needs; a file that fails is named with its reason. While
+processing, a chunk whose reading fails is recorded with its entry range rather than lost. The
+:class:`RunReport` then satisfies ``processed + failed = total known`` for every dataset, and
+``strict=True`` turns the first failure into an error instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coffea import processor
+
+from adcoffea.errors import AdcoffeaError, ConfigError, InputFileError
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("iterative", "futures", "dask")
+
+#: Branches every processor reads (beyond the jet collection's).
+BASE_BRANCHES = ("event",)
+JET_FIELDS = ("pt", "eta", "phi", "mass")
+
+
+# --------------------------------------------------------------------------------------
+# filesets
+# --------------------------------------------------------------------------------------
+def normalise_fileset(fileset: Mapping[str, Any] | str | Path) -> dict[str, dict[str, Any]]:
+    """Bring a fileset to coffea's ``{dataset: {"files": {path: tree}, "metadata": {...}}}``.
+
+    Accepts that form, ``{dataset: [paths]}``, ``{dataset: {"files": [paths], "treename": t}}``
+    or the path of a JSON file holding any of them.
+    """
+    source = "fileset"
+    if isinstance(fileset, (str, Path)):
+        source = str(fileset)
+        try:
+            fileset = json.loads(Path(fileset).read_text())
+        except OSError as err:
+            raise ConfigError(f"cannot read fileset {source}: {err.strerror}") from None
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"fileset {source} is not valid JSON: {err}") from None
+    if not isinstance(fileset, Mapping) or not fileset:
+        raise ConfigError(f"{source}: a fileset must be a non-empty mapping of dataset -> files")
+    out: dict[str, dict[str, Any]] = {}
+    for ds, spec in fileset.items():
+        tree = "Events"
+        meta: dict[str, Any] = {}
+        if isinstance(spec, (list, tuple)):
+            files = {str(f): tree for f in spec}
+        elif isinstance(spec, Mapping) and "files" in spec:
+            tree = spec.get("treename", tree)
+            meta = dict(spec.get("metadata", {}) or {})
+            raw = spec["files"]
+            if isinstance(raw, Mapping):
+                files = {str(f): (t if isinstance(t, str) else tree) for f, t in raw.items()}
+            elif isinstance(raw, (list, tuple)):
+                files = {str(f): tree for f in raw}
+            else:
+                raise ConfigError(f"{source}: dataset {ds!r}: 'files' must be a list or mapping")
+        else:
+            raise ConfigError(f"{source}: dataset {ds!r} must be a list of files or have 'files'")
+        if not files:
+            raise ConfigError(f"{source}: dataset {ds!r} has no files")
+        out[str(ds)] = {"files": files, "metadata": meta}
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# accounting
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Failure:
+    """A file, or an entry range of a file, that could not be processed."""
+
+    dataset: str
+    path: str
+    reason: str
+    entry_start: int | None = None
+    entry_stop: int | None = None
+    n_events: int | None = None  #: None when the file could not even be opened
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        where = f"[{self.entry_start}:{self.entry_stop}]" if self.entry_start is not None else ""
+        return f"{self.path}{where} ({self.dataset}): {self.reason}"
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did with every input event.
+
+    ``events_total`` counts the events of every readable file; a file that cannot be opened
+    adds to ``files_failed`` with an unknown event count (listed in ``failures``).
+    """
+
+    executor: str
+    chunksize: int
+    workers: int
+    wall_time: float
+    datasets: dict[str, dict[str, int]]  #: dataset -> total/processed/failed events, files
+    failures: tuple[Failure, ...] = ()
+    resumed_chunks: int = 0
+
+    @property
+    def events_total(self) -> int:
+        return sum(d["events_total"] for d in self.datasets.values())
+
+    @property
+    def events_processed(self) -> int:
+        return sum(d["events_processed"] for d in self.datasets.values())
+
+    @property
+    def events_failed(self) -> int:
+        return sum(d["events_failed"] for d in self.datasets.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "executor": self.executor,
+            "chunksize": self.chunksize,
+            "workers": self.workers,
+            "wall_time_s": round(self.wall_time, 3),
+            "events_total": self.events_total,
+            "events_processed": self.events_processed,
+            "events_failed": self.events_failed,
+            "resumed_chunks": self.resumed_chunks,
+            "datasets": self.datasets,
+            "failures": [f.to_dict() for f in self.failures],
+        }
+
+
+@dataclass
+class RunOutput:
+    """The merged processor output and the run's accounting."""
+
+    output: dict[str, Any]
+    report: RunReport
+
+
+# --------------------------------------------------------------------------------------
+# pre-flight
+# --------------------------------------------------------------------------------------
+def _required_branches(processor_instance: Any) -> list[str]:
+    sel = getattr(processor_instance, "selection", None)
+    jets = getattr(sel, "jet_collection", "FatJet")
+    return [*BASE_BRANCHES, f"n{jets}", *(f"{jets}_{f}" for f in JET_FIELDS)]
+
+
+def preflight(
+    fileset: dict[str, dict[str, Any]], *, required: Iterable[str], strict: bool = False
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], int], list[Failure]]:
+    """Open every file (metadata only) and check its tree and required branches.
+
+    Returns:
+        The fileset of good files, the entry count per (dataset, path), and the failures.
+    """
+    import uproot
+
+    required = list(required)
+    good: dict[str, dict[str, Any]] = {}
+    entries: dict[tuple[str, str], int] = {}
+    failures: list[Failure] = []
+    for ds, spec in fileset.items():
+        good_files = {}
+        for path, tree in spec["files"].items():
+            reason = None
+            n = None
+            if not os.path.exists(path) and "://" not in path:
+                reason = "file does not exist"
+            else:
+                try:
+                    with uproot.open(path) as f:
+                        if tree not in f:
+                            reason = f"no tree {tree!r} in file"
+                        else:
+                            t = f[tree]
+                            n = int(t.num_entries)
+                            keys = set(t.keys())
+                            missing = [b for b in required if b not in keys]
+                            if missing:
+                                reason = f"missing branch(es) {', '.join(missing)}"
+                except Exception as err:  # any unreadable file is reported
+                    reason = f"cannot open as ROOT: {type(err).__name__}: {err}".splitlines()[0]
+            if reason is not None:
+                failure = Failure(dataset=ds, path=path, reason=reason, n_events=n)
+                if strict:
+                    raise InputFileError(path, reason)
+                log.warning("skipping %s", failure)
+                failures.append(failure)
+            else:
+                good_files[path] = tree
+                entries[(ds, path)] = n  # type: ignore[assignment]
+        if good_files:
+            good[ds] = {"files": good_files, "metadata": spec.get("metadata", {})}
+    return good, entries, failures
+
+
+# --------------------------------------------------------------------------------------
+# the processor wrapper that records chunk failures instead of losing them
+# --------------------------------------------------------------------------------------
+#: Exceptions that mean "this chunk's data could not be read", not a bug in our code.
+def _read_errors() -> tuple[type[BaseException], ...]:
+    import uproot
+
+    errs: list[type[BaseException]] = [
+        OSError,
+        EOFError,
+        zlib.error,
+        InputFileError,
+        uproot.exceptions.KeyInFileError,
+    ]
+    deser = getattr(uproot, "DeserializationError", None)
+    if deser is not None:
+        errs.append(deser)
+    return tuple(errs)
+
+
+class AccountingProcessor(processor.ProcessorABC):
+    """Wraps a processor: records processed and failed chunks in the output.
+
+    In strict mode, read errors propagate (after coffea's retries) and stop the run.
+    """
+
+    def __init__(self, inner: Any, *, strict: bool = False) -> None:
+        self.inner = inner
+        self.strict = strict
+
+    @property
+    def selection(self):
+        return getattr(self.inner, "selection", None)
+
+    def process(self, events):
+        meta = events.metadata
+        chunk = (
+            meta["dataset"],
+            str(meta["filename"]),
+            int(meta["entrystart"]),
+            int(meta["entrystop"]),
+        )
+        if self.strict:
+            out = self.inner.process(events)
+        else:
+            try:
+                out = self.inner.process(events)
+            except _read_errors() as err:
+                reason = f"{type(err).__name__}: {err}".splitlines()[0]
+                return {"_failed_chunks": {chunk: reason}}
+        out["_chunks"] = {chunk: chunk[3] - chunk[2]}
+        return out
+
+    def postprocess(self, accumulator):
+        return self.inner.postprocess(accumulator)
+
+
+# --------------------------------------------------------------------------------------
+# resumability
+# --------------------------------------------------------------------------------------
+def processor_fingerprint(processor_instance: Any) -> str:
+    """A short hash of a processor's configuration (and its model bundle's metadata).
+
+    Checkpoints are stored under it, so a resumed run never mixes chunk outputs made with
+    another selection, binning or model.
+    """
+    inner = getattr(processor_instance, "inner", processor_instance)
+    desc = {"class": type(inner).__qualname__, "config": repr(inner)}
+    bundle = getattr(inner, "bundle", None)
+    if bundle:
+        try:
+            desc["bundle"] = hashlib.sha256(Path(bundle, "metadata.json").read_bytes()).hexdigest()
+        except OSError:
+            desc["bundle"] = str(bundle)
+    return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def make_checkpointer(directory: str | Path, processor_instance: Any):
+    """A coffea checkpointer that writes atomically under the processor's fingerprint."""
+    import cloudpickle
+    from coffea.processor import CheckpointerABC
+
+    root = Path(directory) / processor_fingerprint(processor_instance)
+
+    class AtomicCheckpointer(CheckpointerABC):
+        def __init__(self) -> None:
+            self.root = root
+            self.loaded = 0
+
+        def _path(self, metadata) -> Path:
+            return (
+                self.root
+                / metadata["dataset"]
+                / metadata["fileuuid"]
+                / f"{metadata['entrystart']}-{metadata['entrystop']}.pkl"
+            )
+
+        def load(self, metadata, processor_instance):
+            path = self._path(metadata)
+            if not path.exists():
+                return None
+            try:
+                with path.open("rb") as f:
+                    out = cloudpickle.load(f)
+            except Exception:  # a bad checkpoint is recomputed
+                return None
+            self.loaded += 1
+            return out
+
+        def save(self, output, metadata, processor_instance):
+            if "_failed_chunks" in output:
+                return  # failures are retried on the next run, never cached
+            path = self._path(metadata)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, cloudpickle.dumps(output))
+
+    return AtomicCheckpointer()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+# --------------------------------------------------------------------------------------
+# executors
+# --------------------------------------------------------------------------------------
+@dataclass
+class DaskSettings:
+    scheduler: str | None = None
+    workers: int = 2
+    threads_per_worker: int = 1
+    dashboard: bool = True
+    _cluster: Any = field(default=None, repr=False)
+
+
+def _dask_client(settings: DaskSettings):
+    from distributed import Client, LocalCluster
+
+    if settings.scheduler:
+        client = Client(settings.scheduler)
+    else:
+        cluster = LocalCluster(
+            n_workers=settings.workers,
+            threads_per_worker=settings.threads_per_worker,
+            processes=True,
+            dashboard_address=":0" if settings.dashboard else None,
+        )
+        settings._cluster = cluster
+        client = Client(cluster)
+    link = getattr(client, "dashboard_link", None)
+    if link:
+        print(f"dask dashboard: {link}", flush=True)
+    return client
+
+
+def make_executor(
+    name: str, *, workers: int = 2, retries: int = 3, status: bool = True, client: Any = None
+):
+
+    if name == "iterative":
+        return processor.IterativeExecutor(status=status, retries=retries)
+    if name == "futures":
+        return processor.FuturesExecutor(status=status, workers=workers, retries=retries)
+    if name == "dask":
+        return processor.DaskExecutor(client=client, status=status, retries=retries)
+    raise ConfigError(f"executor: unknown executor {name!r} (choose from {', '.join(EXECUTORS)})")
+
+
+def run_processor(
+    fileset: Mapping[str, Any] | str | Path,
+    processor_instance: Any,
+    *,
+    executor: str = "futures",
+    workers: int = 2,
+    chunksize: int = 100_000,
+    scheduler: str | None = None,
+    retries: int = 3,
+    strict: bool = False,
+    checkpoint_dir: str | Path | None = None,
+    status: bool = True,
+    client: Any = None,
+) -> RunOutput:
+    """Run ``processor_instance`` over ``fileset`` and account for every event.
+
+    Args:
+        fileset: coffea fileset (any form :func:`normalise_fileset` accepts).
+        processor_instance: a coffea ``ProcessorABC``.
+        executor: ``iterative``, ``futures`` or ``dask``.
+        workers: processes for ``futures``; workers of the ``LocalCluster`` for ``dask``.
+        chunksize: entries per chunk.
+        scheduler: dask scheduler address (``tcp://host:port``) to join instead of starting
+            a ``LocalCluster``.
+        retries: coffea's per-chunk retries (dask also reschedules tasks of dead workers).
+        strict: stop at the first failed file or chunk instead of reporting it.
+        checkpoint_dir: save each chunk's output there and reuse it on a rerun (resume).
+        status: show progress bars.
+        client: an existing ``distributed.Client`` (overrides ``scheduler``).
+
+    Raises:
+        InputFileError: in strict mode, the first failure; otherwise if no file is readable.
+    """
+    from coffea.nanoevents import NanoAODSchema
+
+    NanoAODSchema.warn_missing_crossrefs = False
+    if executor not in EXECUTORS:
+        raise ConfigError(
+            f"executor: unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})"
+        )
+    fs = normalise_fileset(fileset)
+    good, entries, failures = preflight(
+        fs, required=_required_branches(processor_instance), strict=strict
+    )
+
+    wrapped = AccountingProcessor(processor_instance, strict=strict)
+    checkpointer = make_checkpointer(checkpoint_dir, processor_instance) if checkpoint_dir else None
+    start = time.perf_counter()
+    own_client = None
+    settings = DaskSettings(scheduler=scheduler, workers=workers)
+    try:
+        if executor == "dask" and client is None:
+            client = own_client = _dask_client(settings)
+        runner = processor.Runner(
+            executor=make_executor(
+                executor, workers=workers, retries=retries, status=status, client=client
+            ),
+            chunksize=chunksize,
+            schema=NanoAODSchema,
+            checkpointer=checkpointer,
+            skipbadfiles=False,
+        )
+        # Files with zero entries give coffea no chunk; they still count (as 0 events).
+        nonempty = {
+            ds: {
+                "files": {p: t for p, t in spec["files"].items() if entries[(ds, p)] > 0},
+                "metadata": spec["metadata"],
+            }
+            for ds, spec in good.items()
+        }
+        nonempty = {ds: spec for ds, spec in nonempty.items() if spec["files"]}
+        if nonempty:
+            try:
+                output = runner(nonempty, wrapped, treename="Events")
+            except AdcoffeaError:
+                raise
+            except Exception as err:
+                if strict:
+                    raise InputFileError(
+                        "fileset", f"processing stopped: {type(err).__name__}: {err}"
+                    ) from err
+                raise
+        else:
+            output = {}
+    finally:
+        if own_client is not None:
+            own_client.close()
+            if settings._cluster is not None:
+                settings._cluster.close()
+    wall = time.perf_counter() - start
+
+    done = output.pop("_chunks", {}) if output else {}
+    bad_chunks = output.pop("_failed_chunks", {}) if output else {}
+    for (ds, path, lo, hi), reason in sorted(bad_chunks.items()):
+        failures.append(
+            Failure(
+                dataset=ds,
+                path=path,
+                reason=reason,
+                entry_start=lo,
+                entry_stop=hi,
+                n_events=hi - lo,
+            )
+        )
+    datasets: dict[str, dict[str, int]] = {}
+    for ds, spec in fs.items():
+        d = datasets.setdefault(
+            ds,
+            {
+                "files": len(spec["files"]),
+                "files_failed": 0,
+                "events_total": 0,
+                "events_processed": 0,
+                "events_failed": 0,
+            },
+        )
+        for path in spec["files"]:
+            if (ds, path) in entries:
+                d["events_total"] += entries[(ds, path)]
+    for (ds, _path, _lo, _hi), n in done.items():
+        datasets[ds]["events_processed"] += n
+    for f in failures:
+        if f.entry_start is None:
+            datasets[f.dataset]["files_failed"] += 1
+            datasets[f.dataset]["events_failed"] += f.n_events or 0
+            if f.n_events:
+                datasets[f.dataset]["events_total"] += f.n_events
+        else:
+            datasets[f.dataset]["events_failed"] += f.n_events or 0
+    for ds, d in datasets.items():
+        known = d["events_processed"] + d["events_failed"]
+        if known != d["events_total"]:
+            raise AdcoffeaError(  # an accounting bug must never pass silently
+                f"event accounting mismatch for dataset {ds!r}: processed {d['events_processed']} + "
+                f"failed {d['events_failed']} != total {d['events_total']}"
+            )
+    if not good and failures:
+        raise InputFileError(
+            failures[0].path, "no readable input file: " + "; ".join(str(f) for f in failures)
+        )
+    report = RunReport(
+        executor=executor,
+        chunksize=chunksize,
+        workers=workers,
+        wall_time=wall,
+        datasets=datasets,
+        failures=tuple(failures),
+        resumed_chunks=getattr(checkpointer, "loaded", 0),
+    )
+    for f in failures:
+        print(f"adcoffea: FAILED {f}", flush=True)
+    return RunOutput(output=output, report=report)

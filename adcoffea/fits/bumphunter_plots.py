@@ -1,0 +1,117 @@
+"""Plots for BumpHunter results: 1D bump, 2D local-significance map, t distribution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from adcoffea.fits.bumphunter import BumpHunterResult, _as_array
+
+
+def _signed_z(d: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtri_exp
+
+    from adcoffea.fits._windows import log_pvalues
+
+    _, lpe = log_pvalues(d, b, "excess")
+    _, lpd = log_pvalues(d, b, "deficit")
+    return np.where(d > b, -ndtri_exp(lpe), np.where(d < b, ndtri_exp(lpd), 0.0))
+
+
+def plot_bump_1d(
+    result: BumpHunterResult,
+    data: Any,
+    background: Any,
+    *,
+    edges: Any = None,
+    path: str | None = None,
+    xlabel: str = "observable [GeV]",
+):
+    """Data vs background with the bump window, and a per-bin significance panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d, (e,) = _as_array(data, edges, "data")
+    b, _ = _as_array(background, edges, "background")
+    fig, (ax, axz) = plt.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.stairs(b, e, label="background")
+    ax.errorbar(0.5 * (e[1:] + e[:-1]), d, yerr=np.sqrt(d), fmt="k.", label="data")
+    if result.bump_lo is not None:
+        ax.axvspan(
+            result.bump_lo[0],
+            result.bump_hi[0],
+            color="C1",
+            alpha=0.3,
+            label=f"bump, local Z = {result.local_z:.2f}",
+        )
+    ax.set_yscale("log")
+    ax.set_ylabel("events / bin")
+    title = f"global Z = {result.global_z:.2f}" if result.global_z is not None else ""
+    if result.global_p_is_bound:
+        title = f"global Z > {result.global_z:.2f}"
+    ax.set_title(title)
+    ax.legend()
+    axz.stairs(_signed_z(d, b), e, fill=True)
+    axz.set_ylabel("local Z")
+    axz.set_xlabel(xlabel)
+    if path:
+        fig.savefig(path)
+        plt.close(fig)
+    return fig
+
+
+def plot_bump_2d(
+    result: BumpHunterResult,
+    data: Any,
+    background: Any,
+    *,
+    edges: Any = None,
+    path: str | None = None,
+):
+    """Map of per-bin signed local significance with the bump rectangle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    d, (ex, ey) = _as_array(data, edges, "data")
+    b, _ = _as_array(background, edges, "background")
+    fig, ax = plt.subplots()
+    z = _signed_z(d, b)
+    lim = max(1.0, float(np.abs(z).max()))
+    m = ax.pcolormesh(ex, ey, z.T, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.colorbar(m, ax=ax, label="local Z per bin")
+    if result.bump_lo is not None:
+        (x0, y0), (x1, y1) = result.bump_lo, result.bump_hi
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="k", lw=2))
+    ax.set_title(f"bump local Z = {result.local_z:.2f}, global Z = {result.global_z}")
+    if path:
+        fig.savefig(path)
+        plt.close(fig)
+    return fig
+
+
+def plot_t_distribution(result: BumpHunterResult, *, path: str | None = None):
+    """Histogram of the toys' t with the observed t."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    t = result.t_toys
+    if t.size:
+        ax.hist(t, bins=50, histtype="step", label=f"{t.size} toys")
+    ax.axvline(result.t_obs, color="r", label=f"t_obs = {result.t_obs:.2f}")
+    ax.set_yscale("log")
+    ax.set_xlabel("t = -ln(min local p)")
+    ax.set_ylabel("toys")
+    ax.legend()
+    if path:
+        fig.savefig(path)
+        plt.close(fig)
+    return fig

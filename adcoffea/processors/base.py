@@ -1,0 +1,255 @@
+"""The processor shared by the three searches.
+
+A search differs only in its observable (mjj, mT, or (mjj, mX)); selection, features,
+anomaly scoring, regions, cutflow and the optional feature tables for training are common.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import awkward as ak
+import hist
+import numpy as np
+from coffea import processor
+from coffea.nanoevents import NanoAODSchema
+
+from adcoffea.config import AxisConfig, HistogramsConfig, RegionConfig, SelectionConfig
+from adcoffea.errors import InputFileError, ModelBundleError
+from adcoffea.features import ModelInputs, high_level_features, two_columns
+from adcoffea.processors.selections import event_weights, select_dijets
+
+# Synthetic and skimmed files lack most cross-referenced collections; that is expected.
+# Set here too, because loky/dask workers import this module afresh.
+NanoAODSchema.warn_missing_crossrefs = False
+
+#: Loaded model bundles, one per (path, content hash) and worker process: a processor is
+#: pickled to every task, the bundle is not, so each worker reads it once.
+_BUNDLES: dict[tuple[str, str], Any] = {}
+
+
+def load_bundle_cached(path: str | Path) -> Any:
+    """Load a model bundle once per process (keyed by path and metadata hash)."""
+    from adcoffea.models.bundle import load_bundle
+
+    path = Path(path)
+    meta = path / "metadata.json"
+    try:
+        digest = hashlib.sha256(meta.read_bytes()).hexdigest()
+    except OSError as err:
+        raise ModelBundleError(f"cannot read model bundle {path}: {err.strerror}") from None
+    key = (str(path.resolve()), digest)
+    if key not in _BUNDLES:
+        _BUNDLES[key] = load_bundle(path)
+    return _BUNDLES[key]
+
+
+def make_axis(name: str, cfg: AxisConfig, label: str) -> hist.axis.AxesMixin:
+    if cfg.edges is not None:
+        return hist.axis.Variable(cfg.edges, name=name, label=label)
+    return hist.axis.Regular(cfg.bins, cfg.start, cfg.stop, name=name, label=label)
+
+
+@dataclass(frozen=True)
+class ScoringSpec:
+    """What the processor needs to score events: a bundle and the regions to fill."""
+
+    bundle: str | None = None
+    max_particles: int = 20
+
+
+@dataclass
+class SearchProcessor(processor.ProcessorABC):
+    """Base processor: dijet selection, features, optional anomaly score, histograms.
+
+    Args:
+        selection: the dijet selection.
+        histograms: axis definitions.
+        regions: anomaly-score regions to fill (``inclusive`` needs no model).
+        bundles: ``(label, path)`` of model bundle directories, each loaded once per worker;
+            a scored region uses its ``model`` label, or the first bundle.
+        collect_columns: also return per-event feature tables (for training/evaluation).
+        collect_constituents: include padded constituent arrays in those tables.
+        max_particles: constituents kept per jet when they are needed.
+    """
+
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    histograms: HistogramsConfig = field(default_factory=HistogramsConfig)
+    regions: tuple[RegionConfig, ...] = (RegionConfig(name="inclusive"),)
+    bundles: tuple[tuple[str, str], ...] = ()
+    collect_columns: bool = False
+    collect_constituents: bool = False
+    max_particles: int = 20
+
+    #: name of the search's observable histogram(s); set by subclasses
+    observable: ClassVar[str] = "mjj"
+
+    # --- hooks for subclasses -------------------------------------------------------------
+    def observable_axes(self) -> list[hist.axis.AxesMixin]:
+        return [make_axis("mjj", self.histograms.mjj, r"$m_{jj}$ [GeV]")]
+
+    def observable_values(
+        self, events: ak.Array, jets: ak.Array, feats: dict
+    ) -> dict[str, np.ndarray]:
+        return {"mjj": feats["mjj"]}
+
+    # --- the common part ------------------------------------------------------------------
+    def _new_hists(self) -> dict[str, hist.Hist]:
+        ds = hist.axis.StrCategory([], growth=True, name="dataset", label="Dataset")
+        reg = hist.axis.StrCategory([r.name for r in self.regions], name="region", label="Region")
+        h = self.histograms
+        return {
+            self.observable: hist.Hist(
+                ds, reg, *self.observable_axes(), storage=hist.storage.Weight()
+            ),
+            "mj": hist.Hist(
+                ds,
+                reg,
+                hist.axis.StrCategory(["lighter", "heavier"], name="jet"),
+                make_axis("mj", h.mj, r"$m_{j}$ [GeV]"),
+                storage=hist.storage.Weight(),
+            ),
+            "tau21": hist.Hist(
+                ds,
+                reg,
+                hist.axis.StrCategory(["lighter", "heavier"], name="jet"),
+                make_axis("tau21", h.tau21, r"$\tau_{21}$"),
+                storage=hist.storage.Weight(),
+            ),
+            "score": hist.Hist(
+                ds,
+                hist.axis.StrCategory([b[0] for b in self.bundles], name="model", growth=True),
+                make_axis("score", h.score, "anomaly score"),
+                storage=hist.storage.Weight(),
+            ),
+        }
+
+    def _models(self) -> dict[str, Any]:
+        return {label: load_bundle_cached(path) for label, path in self.bundles}
+
+    def _model_inputs(self, events, sel, feats, models: dict[str, Any]) -> ModelInputs:
+        need = set().union(*(m.required_inputs for m in models.values())) if models else set()
+        want_constituents = "constituents" in need or (
+            self.collect_columns and self.collect_constituents
+        )
+        constituents = mask = jets4 = None
+        if want_constituents:
+            from adcoffea.constituents import jet_constituents, pad_constituents
+
+            parts = jet_constituents(events, jet_collection=self.selection.jet_collection)[
+                sel.mask
+            ][:, :2]
+            constituents, mask = pad_constituents(parts, max_particles=self.max_particles)
+            jets4 = np.stack(
+                [two_columns(sel.jets[f]).astype(np.float32) for f in ("pt", "eta", "phi", "mass")],
+                axis=-1,
+            )
+        event = (
+            ak.to_numpy(events.event[sel.mask]).astype(np.uint64)
+            if "event" in events.fields
+            else None
+        )
+        return ModelInputs(
+            high_level=feats, event=event, constituents=constituents, mask=mask, jets=jets4
+        )
+
+    def _region_masks(
+        self, scores: dict[str, np.ndarray], models: dict[str, Any]
+    ) -> dict[str, np.ndarray | None]:
+        out: dict[str, np.ndarray | None] = {}
+        default = self.bundles[0][0] if self.bundles else None
+        for r in self.regions:
+            if not r.is_scored:
+                out[r.name] = None
+                continue
+            label = r.model or default
+            if label not in scores:
+                raise ModelBundleError(
+                    f"region {r.name!r} needs the anomaly score of model {label!r} "
+                    "but no such model bundle is set"
+                )
+            sc = scores[label]
+            lo = (
+                r.score_min
+                if r.efficiency is None
+                else models[label].threshold_for_efficiency(r.efficiency)
+            )
+            m = np.ones(len(sc), dtype=bool)
+            if lo is not None:
+                m &= sc > lo
+            if r.score_max is not None:
+                m &= sc <= r.score_max
+            out[r.name] = m
+        return out
+
+    def process(self, events: ak.Array) -> dict[str, Any]:
+        dataset = events.metadata.get("dataset", "unknown")
+        filename = events.metadata.get("filename", "<events>")
+        try:
+            weights_all = event_weights(events)
+            sel = select_dijets(events, self.selection, weights=weights_all)
+        except (KeyError, AttributeError) as err:
+            raise InputFileError(filename, f"missing branch or collection: {err}") from err
+        weights = weights_all[sel.mask]
+        feats = high_level_features(sel.jets)
+        obs = self.observable_values(events[sel.mask], sel.jets, feats)
+        models = self._models()
+        inputs = self._model_inputs(events, sel, feats, models)
+        scores = {
+            label: (m.score(inputs) if len(inputs) else np.zeros(0)) for label, m in models.items()
+        }
+
+        hists = self._new_hists()
+        for region, rmask in self._region_masks(scores, models).items():
+            idx = slice(None) if rmask is None else rmask
+            w = weights[idx]
+            hists[self.observable].fill(
+                dataset=dataset, region=region, **{k: v[idx] for k, v in obs.items()}, weight=w
+            )
+            for which, suffix in (("lighter", "min"), ("heavier", "max")):
+                hists["mj"].fill(
+                    dataset=dataset,
+                    region=region,
+                    jet=which,
+                    mj=feats[f"mj_{suffix}"][idx],
+                    weight=w,
+                )
+                hists["tau21"].fill(
+                    dataset=dataset,
+                    region=region,
+                    jet=which,
+                    tau21=feats[f"tau21_{suffix}"][idx],
+                    weight=w,
+                )
+        for label, sc in scores.items():
+            hists["score"].fill(dataset=dataset, model=label, score=sc, weight=weights)
+
+        out: dict[str, Any] = {
+            "hists": hists,
+            "cutflow": {dataset: {name: n for name, (n, _) in sel.cutflow.items()}},
+            "cutflow_weighted": {dataset: {name: w for name, (_, w) in sel.cutflow.items()}},
+        }
+        if self.collect_columns:
+            cols = {k: v for k, v in inputs.high_level.items()}
+            cols.update({f"obs_{k}": v for k, v in obs.items()})
+            cols["weight"] = weights
+            if inputs.event is not None:
+                cols["event"] = inputs.event
+            if "Truth" in events.fields:
+                cols["truth_label"] = ak.to_numpy(events.Truth.label[sel.mask]).astype(np.int32)
+            for label, sc in scores.items():
+                cols[f"score_{label}"] = sc
+            if inputs.constituents is not None and self.collect_constituents:
+                cols["constituents"] = inputs.constituents
+                cols["constituents_mask"] = inputs.mask
+                cols["jets"] = inputs.jets
+            out["columns"] = {
+                dataset: {k: processor.column_accumulator(np.asarray(v)) for k, v in cols.items()}
+            }
+        return out
+
+    def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
+        return accumulator

@@ -1,0 +1,35 @@
+"""Semi-visible jet search: transverse mass of the dijet + MET system."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import awkward as ak
+import numpy as np
+
+from adcoffea.errors import InputFileError
+from adcoffea.features import transverse_mass
+from adcoffea.processors.base import SearchProcessor, make_axis
+
+MET_COLLECTIONS = ("PFMET", "MET")
+
+
+@dataclass
+class SemivisibleProcessor(SearchProcessor):
+    """Histograms ``mt`` (dijet + MET transverse mass) per dataset and region."""
+
+    observable = "mt"
+
+    def observable_axes(self):
+        return [make_axis("mt", self.histograms.mt, r"$m_{T}$ [GeV]")]
+
+    def observable_values(self, events, jets, feats):
+        met = next((c for c in MET_COLLECTIONS if c in events.fields), None)
+        if met is None:
+            raise InputFileError(
+                events.metadata.get("filename", "<events>"),
+                f"no MET collection (looked for {', '.join(MET_COLLECTIONS)})",
+            )
+        pt = ak.to_numpy(events[met].pt).astype(np.float64)
+        phi = ak.to_numpy(events[met].phi).astype(np.float64)
+        return {"mt": transverse_mass(jets, pt, phi)}

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import hist
+import numpy as np
+import pytest
+
+from adcoffea.errors import InputFileError
+from adcoffea.fits.background import (
+    PoissonModel,
+    deviance,
+    fit_background,
+    load_histogram,
+    poisson_nll,
+    select_order,
+)
+from adcoffea.fits.functions import expected_counts
+
+EDGES = np.linspace(2700.0, 7000.0, 44)
+TRUTH = np.array([5.0e4, 7.80, 5.26, 1.13])  # LHCO QCD mjj shape
+
+
+def test_asimov_fit_returns_truth_and_correct_errors():
+    nu = expected_counts(EDGES, TRUTH)
+    res = fit_background(nu, edges=EDGES, n_params=4)
+    assert res.converged
+    assert np.all(np.abs(res.values - TRUTH) < 2e-3 * res.errors)
+    assert res.deviance == pytest.approx(0.0, abs=1e-6)
+    # errors = inverse Fisher information J^T diag(1/nu) J at the truth
+    model = PoissonModel(EDGES, nu, n_params=4)
+    q, dq = model.integ.shape(TRUTH[1:])
+    jac = np.column_stack([q, TRUTH[0] * dq])
+    fisher = jac.T @ (jac / nu[:, None])
+    np.testing.assert_allclose(res.errors, np.sqrt(np.diag(np.linalg.inv(fisher))), rtol=2e-3)
+
+
+def test_nll_gradient_and_deviance_consistency():
+    rng = np.random.default_rng(5)
+    n = rng.poisson(expected_counts(EDGES, TRUTH)).astype(float)
+    model = PoissonModel(EDGES, n, n_params=4, signal=np.linspace(0, 0.05, len(n)))
+    p = np.array([4.9e4, 7.5, 5.4, 1.1, 30.0])
+    g = model.grad(p)
+    for k, h in enumerate([1.0, 1e-5, 1e-5, 1e-6, 1e-3]):
+        e = np.zeros_like(p)
+        e[k] = h
+        assert g[k] == pytest.approx((model.nll(p + e) - model.nll(p - e)) / (2 * h), rel=1e-4)
+    nu = model.expected(p)
+    assert model.nll(p) == pytest.approx(poisson_nll(n, nu), rel=1e-12)
+    assert deviance(n, nu) == pytest.approx(2 * (poisson_nll(n, nu) - poisson_nll(n, n)), rel=1e-9)
+
+
+def test_closure_pulls_over_toys():
+    nu = expected_counts(EDGES, TRUTH)
+    rng = np.random.default_rng(2024)
+    pulls, chi2p = [], []
+    for toy in rng.poisson(nu, size=(150, len(nu))):
+        res = fit_background(toy.astype(float), edges=EDGES, n_params=4)
+        assert res.converged
+        pulls.append((res.values - TRUTH) / res.errors)
+        chi2p.append(res.pvalue)
+    pulls = np.array(pulls)
+    # 150 toys: the mean is known to +-0.08, the width to +-0.06 (1 sigma)
+    assert np.all(np.abs(pulls.mean(axis=0)) < 0.3), pulls.mean(axis=0)
+    assert np.all(np.abs(pulls.std(axis=0, ddof=1) - 1) < 0.2), pulls.std(axis=0)
+    # goodness-of-fit p-values are roughly uniform
+    assert 0.35 < np.mean(chi2p) < 0.65
+
+
+@pytest.mark.parametrize("method", ["wilks", "ftest"])
+def test_order_selection_finds_needed_order(method):
+    rng = np.random.default_rng(11)
+    big = rng.poisson(expected_counts(EDGES, [2.0e6, *TRUTH[1:]])).astype(float)
+    sel = select_order(big, edges=EDGES, n_params=[2, 3, 4, 5], method=method)
+    assert sel.chosen == 4, sel.table
+    assert [row["n_params"] for row in sel.table] == [2, 3, 4, 5]
+    assert sel.table[1]["pvalue"] < 0.05 and sel.table[3]["pvalue"] > 0.05
+    # a spectrum from the 3-parameter function (p3 = 0) does not need the 4th parameter
+    small = rng.poisson(expected_counts(EDGES, [2.0e6, 9.0, 4.7]))
+    assert select_order(small, edges=EDGES, n_params=[3, 4, 5], method=method).chosen == 3
+
+
+def test_hist_input_range_and_loading(tmp_path):
+    rng = np.random.default_rng(3)
+    nu = expected_counts(EDGES, TRUTH)
+    h = hist.Hist(
+        hist.axis.StrCategory(["data", "qcd"], name="dataset"),
+        hist.axis.StrCategory(["inclusive"], name="region"),
+        hist.axis.Variable(EDGES, name="mjj"),
+    )
+    h.view()[0, 0, :] = rng.poisson(nu)
+    path = tmp_path / "h.pkl"
+    path.write_bytes(pickle.dumps({"mjj": h}))
+    h1 = load_histogram(str(path), name="mjj", selections={"dataset": "data"})
+    assert h1.values().sum() == h.values()[0, 0].sum()
+    res = fit_background(h1, n_params=4, fit_range=(3000.0, 6000.0))
+    assert res.edges[0] == pytest.approx(3000.0) and res.edges[-1] == pytest.approx(6000.0)
+    assert res.values[0] == pytest.approx(res.counts.sum(), rel=1e-4)  # extended-ML yield
+    with pytest.raises(InputFileError, match="choose --dataset"):
+        load_histogram(str(path), name="mjj")
+    with pytest.raises(InputFileError, match="no histogram 'mt'"):
+        load_histogram(str(path), name="mt", selections={"dataset": "data"})
+
+
+def test_background_module_does_not_import_tensorflow():
+    code = (
+        "import sys, adcoffea.fits.background, adcoffea.fits.workspace, adcoffea.fits.commands;"
+        "bad = [m for m in ('tensorflow', 'zfit') if m in sys.modules]; print(bad); "
+        "sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.zfit
+def test_zfit_and_iminuit_agree():
+    rng = np.random.default_rng(7)
+    n = rng.poisson(expected_counts(EDGES, TRUTH)).astype(float)
+    ref = fit_background(n, edges=EDGES, n_params=4)
+    zf = fit_background(n, edges=EDGES, n_params=4, backend="zfit")
+    assert zf.converged and zf.backend == "zfit"
+    close = np.abs(zf.values - ref.values) <= np.maximum(
+        1e-3 * np.abs(ref.values), 0.05 * ref.errors
+    )
+    assert np.all(close), (zf.values, ref.values)
+    assert zf.nll == pytest.approx(ref.nll, abs=1e-4)
+    np.testing.assert_allclose(zf.errors, ref.errors, rtol=0.02)

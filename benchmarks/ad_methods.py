@@ -63,6 +63,48 @@ def make_data(*, scale: float, injection: float, seed: int):
     return data, labels, test_b, test_s, train_b, train_s
 
 
+def _generated_inputs(process: str, n_events: int, *, seed: int, out_dir: Path):
+    """Generate NanoAOD-like files and extract ModelInputs with the search processor itself."""
+    from adcoffea.config import AnalysisConfig
+    from adcoffea.pipeline import columns_to_inputs, make_processor
+    from adcoffea.pipeline import process as run_processor
+    from adcoffea.synthetic import generate
+
+    name = f"{process}_{seed}_{n_events}"
+    sample = generate(process, n_events=n_events, seed=seed, out_dir=out_dir, name=name)
+    cfg = AnalysisConfig.model_validate(
+        {"name": "bench", "datasets": {"fileset": "unused.json"}, "executor": {"name": "iterative"}}
+    )
+    proc = make_processor(cfg, collect_columns=True)
+    out = run_processor(cfg, {name: {"files": {f: "Events" for f in sample.files}}}, proc)
+    inputs, truth, _, _ = columns_to_inputs(out.output["columns"])
+    return inputs, truth
+
+
+def make_generator_data(*, scale: float, injection: float, seed: int, out_dir: Path):
+    """The same samples as :func:`make_data`, from ``adcoffea.synthetic`` + the processor."""
+    gen_per_sr = 1.0 / 0.045  # generated QCD events per selected SR event (measured)
+    n_qcd = int(121_000 * scale * gen_per_sr)
+    data_b, _ = _generated_inputs("qcd", n_qcd, seed=seed + 100, out_dir=out_dir)
+    pool = min(1.0, scale / 0.5)  # test + supervised-training pools: 30k SR QCD at scale 0.5
+    pool_b, _ = _generated_inputs("qcd", int(30_000 * pool * gen_per_sr), seed=seed + 101,
+                                  out_dir=out_dir)  # fmt: skip
+    pool_s, _ = _generated_inputs("wprime", int(60_000 * pool), seed=seed + 102, out_dir=out_dir)
+    n_sr_b = int(_in_sr(data_b).sum())
+    sig_sr = np.flatnonzero(_in_sr(pool_s))
+    n_inj = int(round(injection * n_sr_b / max(_in_sr(pool_s).mean(), 1e-9)))
+    inj = np.arange(n_inj)  # the signal pool is unordered: the first n_inj events
+    rest = np.arange(n_inj, len(pool_s))
+    half_s = rest[len(rest) // 2 :]
+    half_b = np.arange(len(pool_b)) >= len(pool_b) // 2
+    data = ModelInputs.concatenate([data_b, pool_s.select(inj)])
+    labels = np.r_[np.zeros(len(data_b), np.int8), np.ones(n_inj, np.int8)]
+    print(f"generator: {n_qcd} QCD generated, {len(data_b)} selected, {n_sr_b} in the SR; "
+          f"signal pool {len(pool_s)} selected ({len(sig_sr)} in SR)", flush=True)  # fmt: skip
+    return (data, labels, pool_b.select(~half_b), pool_s.select(rest[: len(rest) // 2]),
+            pool_b.select(half_b), pool_s.select(half_s))  # fmt: skip
+
+
 def _in_sr(inputs: ModelInputs) -> np.ndarray:
     m = inputs.high_level["mjj"]
     return (m >= SR[0]) & (m < SR[1])
@@ -77,11 +119,21 @@ def run(
     epochs: int = 20,
     ensemble: int = 2,
     progress: bool = True,
+    generator_dir: Path | None = None,
 ) -> dict[str, dict]:
-    """Train and evaluate ``methods``; returns {method: {auc, max_sic, js..., seconds}}."""
-    data, labels, test_b, test_s, train_b, train_s = make_data(
-        scale=scale, injection=injection, seed=seed
-    )
+    """Train and evaluate ``methods``; returns {method: {auc, max_sic, js..., seconds}}.
+
+    With ``generator_dir`` the samples come from ``adcoffea.synthetic`` files processed by
+    the search processor (written there); otherwise from the reference-distribution sampler.
+    """
+    if generator_dir is not None:
+        data, labels, test_b, test_s, train_b, train_s = make_generator_data(
+            scale=scale, injection=injection, seed=seed, out_dir=generator_dir
+        )
+    else:
+        data, labels, test_b, test_s, train_b, train_s = make_data(
+            scale=scale, injection=injection, seed=seed
+        )
     mjj = data.high_level["mjj"]
     sr, sb = region_masks(mjj, SR, SB)
     info = {
@@ -198,10 +250,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--constituents", action="store_true", help="also ANTELOPE and VRNN")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", type=Path, default=None, help="write the table as JSON")
+    p.add_argument(
+        "--generator",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="use adcoffea.synthetic samples (generated into DIR) + the processor",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = run(methods=tuple(args.methods), scale=args.scale, injection=args.injection,
-               seed=args.seed, epochs=args.epochs, ensemble=args.ensemble, progress=False)  # fmt: skip
+               seed=args.seed, epochs=args.epochs, ensemble=args.ensemble, progress=False,
+               generator_dir=args.generator)  # fmt: skip
     if args.constituents:
         rows.update(run_constituents(seed=args.seed))
     print_table(rows)

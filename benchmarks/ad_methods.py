@@ -92,7 +92,7 @@ def make_generator_data(*, scale: float, injection: float, seed: int, out_dir: P
     pool_s, _ = _generated_inputs("wprime", int(60_000 * pool), seed=seed + 102, out_dir=out_dir)
     n_sr_b = int(_in_sr(data_b).sum())
     sig_sr = np.flatnonzero(_in_sr(pool_s))
-    n_inj = int(round(injection * n_sr_b / max(_in_sr(pool_s).mean(), 1e-9)))
+    n_inj = int(np.rint(injection * n_sr_b / max(_in_sr(pool_s).mean(), 1e-9)))
     inj = np.arange(n_inj)  # the signal pool is unordered: the first n_inj events
     rest = np.arange(n_inj, len(pool_s))
     half_s = rest[len(rest) // 2 :]

@@ -71,12 +71,16 @@ def _generated_inputs(process: str, n_events: int, *, seed: int, out_dir: Path):
     from adcoffea.synthetic import generate
 
     name = f"{process}_{seed}_{n_events}"
-    sample = generate(process, n_events=n_events, seed=seed, out_dir=out_dir, name=name)
+    existing = Path(out_dir) / f"{name}_0.root"
+    if existing.is_file():  # generation is deterministic in (process, seed, n_events)
+        files = [str(existing)]
+    else:
+        files = generate(process, n_events=n_events, seed=seed, out_dir=out_dir, name=name).files
     cfg = AnalysisConfig.model_validate(
         {"name": "bench", "datasets": {"fileset": "unused.json"}, "executor": {"name": "iterative"}}
     )
     proc = make_processor(cfg, collect_columns=True)
-    out = run_processor(cfg, {name: {"files": {f: "Events" for f in sample.files}}}, proc)
+    out = run_processor(cfg, {name: {"files": {f: "Events" for f in files}}}, proc)
     inputs, truth, _, _ = columns_to_inputs(out.output["columns"])
     return inputs, truth
 
@@ -118,6 +122,7 @@ def run(
     seed: int = 0,
     epochs: int = 20,
     ensemble: int = 2,
+    patience: int = 4,
     progress: bool = True,
     generator_dir: Path | None = None,
 ) -> dict[str, dict]:
@@ -156,7 +161,7 @@ def run(
     rows: dict[str, dict] = {"_data": info}
     for method in methods:
         t0 = time.perf_counter()
-        cfg = TrainConfig(epochs=epochs, batch_size=512, learning_rate=1e-3, patience=4,
+        cfg = TrainConfig(epochs=epochs, batch_size=512, learning_rate=1e-3, patience=patience,
                           k_folds=5, ensemble=ensemble, seed=seed)  # fmt: skip
         kwargs: dict = {}
         if method == "supervised":
@@ -246,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--ensemble", type=int, default=2)
+    p.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
     p.add_argument("--methods", nargs="+", default=list(HIGH_LEVEL))
     p.add_argument("--constituents", action="store_true", help="also ANTELOPE and VRNN")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -260,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = run(methods=tuple(args.methods), scale=args.scale, injection=args.injection,
-               seed=args.seed, epochs=args.epochs, ensemble=args.ensemble, progress=False,
+               seed=args.seed, epochs=args.epochs, ensemble=args.ensemble, patience=args.patience, progress=False,
                generator_dir=args.generator)  # fmt: skip
     if args.constituents:
         rows.update(run_constituents(seed=args.seed))

@@ -63,6 +63,52 @@ def make_data(*, scale: float, injection: float, seed: int):
     return data, labels, test_b, test_s, train_b, train_s
 
 
+def _generated_inputs(process: str, n_events: int, *, seed: int, out_dir: Path):
+    """Generate NanoAOD-like files and extract ModelInputs with the search processor itself."""
+    from adcoffea.config import AnalysisConfig
+    from adcoffea.pipeline import columns_to_inputs, make_processor
+    from adcoffea.pipeline import process as run_processor
+    from adcoffea.synthetic import generate
+
+    name = f"{process}_{seed}_{n_events}"
+    existing = Path(out_dir) / f"{name}_0.root"
+    if existing.is_file():  # generation is deterministic in (process, seed, n_events)
+        files = [str(existing)]
+    else:
+        files = generate(process, n_events=n_events, seed=seed, out_dir=out_dir, name=name).files
+    cfg = AnalysisConfig.model_validate(
+        {"name": "bench", "datasets": {"fileset": "unused.json"}, "executor": {"name": "iterative"}}
+    )
+    proc = make_processor(cfg, collect_columns=True)
+    out = run_processor(cfg, {name: {"files": {f: "Events" for f in files}}}, proc)
+    inputs, truth, _, _ = columns_to_inputs(out.output["columns"])
+    return inputs, truth
+
+
+def make_generator_data(*, scale: float, injection: float, seed: int, out_dir: Path):
+    """The same samples as :func:`make_data`, from ``adcoffea.synthetic`` + the processor."""
+    gen_per_sr = 1.0 / 0.045  # generated QCD events per selected SR event (measured)
+    n_qcd = int(121_000 * scale * gen_per_sr)
+    data_b, _ = _generated_inputs("qcd", n_qcd, seed=seed + 100, out_dir=out_dir)
+    pool = min(1.0, scale / 0.5)  # test + supervised-training pools: 30k SR QCD at scale 0.5
+    pool_b, _ = _generated_inputs("qcd", int(30_000 * pool * gen_per_sr), seed=seed + 101,
+                                  out_dir=out_dir)  # fmt: skip
+    pool_s, _ = _generated_inputs("wprime", int(60_000 * pool), seed=seed + 102, out_dir=out_dir)
+    n_sr_b = int(_in_sr(data_b).sum())
+    sig_sr = np.flatnonzero(_in_sr(pool_s))
+    n_inj = int(np.rint(injection * n_sr_b / max(_in_sr(pool_s).mean(), 1e-9)))
+    inj = np.arange(n_inj)  # the signal pool is unordered: the first n_inj events
+    rest = np.arange(n_inj, len(pool_s))
+    half_s = rest[len(rest) // 2 :]
+    half_b = np.arange(len(pool_b)) >= len(pool_b) // 2
+    data = ModelInputs.concatenate([data_b, pool_s.select(inj)])
+    labels = np.r_[np.zeros(len(data_b), np.int8), np.ones(n_inj, np.int8)]
+    print(f"generator: {n_qcd} QCD generated, {len(data_b)} selected, {n_sr_b} in the SR; "
+          f"signal pool {len(pool_s)} selected ({len(sig_sr)} in SR)", flush=True)  # fmt: skip
+    return (data, labels, pool_b.select(~half_b), pool_s.select(rest[: len(rest) // 2]),
+            pool_b.select(half_b), pool_s.select(half_s))  # fmt: skip
+
+
 def _in_sr(inputs: ModelInputs) -> np.ndarray:
     m = inputs.high_level["mjj"]
     return (m >= SR[0]) & (m < SR[1])
@@ -76,12 +122,23 @@ def run(
     seed: int = 0,
     epochs: int = 20,
     ensemble: int = 2,
+    patience: int = 4,
     progress: bool = True,
+    generator_dir: Path | None = None,
 ) -> dict[str, dict]:
-    """Train and evaluate ``methods``; returns {method: {auc, max_sic, js..., seconds}}."""
-    data, labels, test_b, test_s, train_b, train_s = make_data(
-        scale=scale, injection=injection, seed=seed
-    )
+    """Train and evaluate ``methods``; returns {method: {auc, max_sic, js..., seconds}}.
+
+    With ``generator_dir`` the samples come from ``adcoffea.synthetic`` files processed by
+    the search processor (written there); otherwise from the reference-distribution sampler.
+    """
+    if generator_dir is not None:
+        data, labels, test_b, test_s, train_b, train_s = make_generator_data(
+            scale=scale, injection=injection, seed=seed, out_dir=generator_dir
+        )
+    else:
+        data, labels, test_b, test_s, train_b, train_s = make_data(
+            scale=scale, injection=injection, seed=seed
+        )
     mjj = data.high_level["mjj"]
     sr, sb = region_masks(mjj, SR, SB)
     info = {
@@ -104,7 +161,7 @@ def run(
     rows: dict[str, dict] = {"_data": info}
     for method in methods:
         t0 = time.perf_counter()
-        cfg = TrainConfig(epochs=epochs, batch_size=512, learning_rate=1e-3, patience=4,
+        cfg = TrainConfig(epochs=epochs, batch_size=512, learning_rate=1e-3, patience=patience,
                           k_folds=5, ensemble=ensemble, seed=seed)  # fmt: skip
         kwargs: dict = {}
         if method == "supervised":
@@ -130,7 +187,7 @@ def run(
         roc = roc_sic(s_test, test_lab, min_background=10)
         row = {"auc": roc.auc, "max_sic": roc.max_sic, "tpr_at_max_sic": roc.tpr_at_max_sic,
                "train_seconds": seconds}  # fmt: skip
-        if res.out_of_fold_scores is not None:
+        if res.out_of_fold_scores is not None and labels[sr].any():
             oof = roc_sic(res.out_of_fold_scores[sr], labels[sr], min_background=10)
             row.update(oof_auc=oof.auc, oof_max_sic=oof.max_sic)
         # Sculpting of the QCD mjj shape by cuts on the score (independent QCD, 3.0-4.0 TeV)
@@ -194,14 +251,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--ensemble", type=int, default=2)
+    p.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
     p.add_argument("--methods", nargs="+", default=list(HIGH_LEVEL))
     p.add_argument("--constituents", action="store_true", help="also ANTELOPE and VRNN")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", type=Path, default=None, help="write the table as JSON")
+    p.add_argument(
+        "--generator",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="use adcoffea.synthetic samples (generated into DIR) + the processor",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = run(methods=tuple(args.methods), scale=args.scale, injection=args.injection,
-               seed=args.seed, epochs=args.epochs, ensemble=args.ensemble, progress=False)  # fmt: skip
+               seed=args.seed, epochs=args.epochs, ensemble=args.ensemble, patience=args.patience, progress=False,
+               generator_dir=args.generator)  # fmt: skip
     if args.constituents:
         rows.update(run_constituents(seed=args.seed))
     print_table(rows)

@@ -71,3 +71,28 @@ def test_inputs_npz_round_trip(tmp_path, clouds):
     np.testing.assert_array_equal(back.mask, inputs.mask)
     np.testing.assert_array_equal(back.high_level["mjj"], inputs.high_level["mjj"])
     np.testing.assert_array_equal(extra["labels"], labels)
+
+
+def test_evaluate_cli_writes_roc_and_sculpting(tmp_path, lhco_small):
+    import json
+
+    from adcoffea.cli import main
+    from adcoffea.config import TrainConfig
+    from adcoffea.models.bundle import save_bundle
+    from adcoffea.models.train import train_model
+
+    inputs, labels = lhco_small
+    cfg = TrainConfig(epochs=2, batch_size=256, seed=0)
+    res = train_model("supervised", inputs, config=cfg, labels=labels, progress=False)
+    save_bundle(res.bundle, tmp_path / "bundle")
+    save_inputs(tmp_path / "in.npz", inputs, labels=labels)
+    rc = main(["evaluate", "--bundle", str(tmp_path / "bundle"), "--inputs",
+               str(tmp_path / "in.npz"), "--out", str(tmp_path / "ev")])  # fmt: skip
+    assert rc == 0
+    report = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert report["roc"]["auc"] > 0.9
+    assert len(report["sculpting"]["js"]) == 2
+    assert (tmp_path / "ev" / "roc.png").stat().st_size > 0
+    # a user error (missing bundle) is reported without traceback, exit code 2
+    assert main(["evaluate", "--bundle", str(tmp_path / "nope"), "--inputs",
+                 str(tmp_path / "in.npz")]) == 2  # fmt: skip

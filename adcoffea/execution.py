@@ -18,6 +18,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Mapping
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from coffea import processor
+from coffea.processor import CheckpointerABC
 
 from adcoffea.errors import AdcoffeaError, ConfigError, InputFileError
 
@@ -216,7 +219,20 @@ def preflight(
 # --------------------------------------------------------------------------------------
 # the processor wrapper that records chunk failures instead of losing them
 # --------------------------------------------------------------------------------------
-#: Exceptions that mean "this chunk's data could not be read", not a bug in our code.
+class ChunkReadError(InputFileError):
+    """An entry range of a file could not be read (picklable, so it crosses process pools)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason))
+
+
+#: Packages whose exceptions mean "the input could not be read", not a bug in our code.
+_IO_PACKAGES = ("uproot", "fsspec", "cramjam", "lz4", "zstandard", "awkward/_connect")
+
+
 def _read_errors() -> tuple[type[BaseException], ...]:
     import uproot
 
@@ -233,10 +249,34 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     return tuple(errs)
 
 
+def is_read_error(err: BaseException) -> bool:
+    """Whether ``err`` comes from reading the input (I/O, decompression, deserialisation).
+
+    Besides the usual I/O exception types, any exception raised inside uproot or its
+    decompression libraries counts (a failed checksum is a ``ValueError`` there); anything
+    else is a bug and must propagate.
+    """
+    if isinstance(err, _read_errors()):
+        return True
+    tb = err.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and any(f"/{pkg}/" in last for pkg in _IO_PACKAGES)
+
+
+def _reason(err: BaseException) -> str:
+    text = f"{type(err).__name__}: {err}"
+    return " ".join(text.split())[:300]
+
+
 class AccountingProcessor(processor.ProcessorABC):
     """Wraps a processor: records processed and failed chunks in the output.
 
-    In strict mode, read errors propagate (after coffea's retries) and stop the run.
+    Every chunk adds ``_chunks[(dataset, path, start, stop)] = stop - start`` (processed) or
+    ``_failed_chunks[(dataset, path, start, stop)] = reason`` (read error). In strict mode a
+    read error raises :class:`ChunkReadError` instead, which stops the run.
     """
 
     def __init__(self, inner: Any, *, strict: bool = False) -> None:
@@ -255,14 +295,15 @@ class AccountingProcessor(processor.ProcessorABC):
             int(meta["entrystart"]),
             int(meta["entrystop"]),
         )
-        if self.strict:
+        try:
             out = self.inner.process(events)
-        else:
-            try:
-                out = self.inner.process(events)
-            except _read_errors() as err:
-                reason = f"{type(err).__name__}: {err}".splitlines()[0]
-                return {"_failed_chunks": {chunk: reason}}
+        except Exception as err:
+            if not is_read_error(err):
+                raise
+            where = f"entries [{chunk[2]}:{chunk[3]}]: "
+            if self.strict:
+                raise ChunkReadError(chunk[1], where + _reason(err)) from None
+            return {"_failed_chunks": {chunk: _reason(err)}}
         out["_chunks"] = {chunk: chunk[3] - chunk[2]}
         return out
 
@@ -280,7 +321,10 @@ def processor_fingerprint(processor_instance: Any) -> str:
     another selection, binning or model.
     """
     inner = getattr(processor_instance, "inner", processor_instance)
-    desc = {"class": type(inner).__qualname__, "config": repr(inner)}
+    config = repr(inner)
+    if " at 0x" in config:  # default object repr: not stable across runs
+        config = repr(sorted((k, repr(v)) for k, v in vars(inner).items()))
+    desc = {"class": f"{type(inner).__module__}.{type(inner).__qualname__}", "config": config}
     bundle = getattr(inner, "bundle", None)
     if bundle:
         try:
@@ -290,57 +334,86 @@ def processor_fingerprint(processor_instance: Any) -> str:
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def make_checkpointer(directory: str | Path, processor_instance: Any):
-    """A coffea checkpointer that writes atomically under the processor's fingerprint."""
-    import cloudpickle
-    from coffea.processor import CheckpointerABC
+class AtomicCheckpointer(CheckpointerABC):
+    """Saves each chunk's output atomically; ``load`` returns it on a rerun (resume).
 
-    root = Path(directory) / processor_fingerprint(processor_instance)
+    Coffea calls ``load(metadata, processor)`` before and ``save(wrapped, metadata,
+    processor)`` after processing a chunk, on the worker; ``wrapped`` is coffea's
+    ``{"out": ..., "processed": {item}}``. Chunks are keyed by dataset, file UUID and entry
+    range under the processor fingerprint. Failed chunks are never saved, so a resumed run
+    retries exactly them. A loaded chunk is marked in ``out["_resumed"]`` so the caller can
+    count resumed chunks (the checkpointer itself lives in the worker processes).
+    """
 
-    class AtomicCheckpointer(CheckpointerABC):
-        def __init__(self) -> None:
-            self.root = root
-            self.loaded = 0
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
 
-        def _path(self, metadata) -> Path:
-            return (
-                self.root
-                / metadata["dataset"]
-                / metadata["fileuuid"]
-                / f"{metadata['entrystart']}-{metadata['entrystop']}.pkl"
-            )
+    def _path(self, metadata: Mapping[str, Any]) -> Path:
+        uid = (
+            metadata.get("fileuuid")
+            or hashlib.sha256(str(metadata["filename"]).encode()).hexdigest()[:32]
+        )
+        return (
+            self.root
+            / _safe_name(str(metadata["dataset"]))
+            / uid
+            / f"{metadata['entrystart']}-{metadata['entrystop']}.pkl"
+        )
 
-        def load(self, metadata, processor_instance):
-            path = self._path(metadata)
-            if not path.exists():
-                return None
-            try:
-                with path.open("rb") as f:
-                    out = cloudpickle.load(f)
-            except Exception:  # a bad checkpoint is recomputed
-                return None
-            self.loaded += 1
-            return out
+    def load(self, metadata, processor_instance):
+        import cloudpickle
 
-        def save(self, output, metadata, processor_instance):
-            if "_failed_chunks" in output:
-                return  # failures are retried on the next run, never cached
-            path = self._path(metadata)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, cloudpickle.dumps(output))
+        path = self._path(metadata)
+        if not path.exists():
+            return None
+        try:
+            with path.open("rb") as f:
+                wrapped = cloudpickle.load(f)
+            out = wrapped["out"]
+        except Exception:  # an unreadable checkpoint is recomputed
+            return None
+        out["_resumed"] = {
+            (
+                metadata["dataset"],
+                str(metadata["filename"]),
+                int(metadata["entrystart"]),
+                int(metadata["entrystop"]),
+            ): 1
+        }
+        return wrapped
 
-    return AtomicCheckpointer()
+    def save(self, output, metadata, processor_instance):
+        import cloudpickle
+
+        if "_failed_chunks" in output.get("out", {}):
+            return  # failures are retried on the next run, never cached
+        path = self._path(metadata)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, cloudpickle.dumps(output))
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+
+
+def make_checkpointer(directory: str | Path, processor_instance: Any) -> AtomicCheckpointer:
+    """A checkpointer writing under ``directory/<processor fingerprint>/``."""
+    return AtomicCheckpointer(Path(directory) / processor_fingerprint(processor_instance))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -352,6 +425,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 # --------------------------------------------------------------------------------------
 @dataclass
 class DaskSettings:
+    """How to reach dask: an existing scheduler, or a ``LocalCluster`` of ``workers``."""
+
     scheduler: str | None = None
     workers: int = 2
     threads_per_worker: int = 1
@@ -359,11 +434,20 @@ class DaskSettings:
     _cluster: Any = field(default=None, repr=False)
 
 
-def _dask_client(settings: DaskSettings):
+def dask_client(settings: DaskSettings):
+    """A ``distributed.Client``: joins ``settings.scheduler`` or starts a ``LocalCluster``.
+
+    Prints the dashboard address. The caller closes the client (and ``settings._cluster``).
+    """
     from distributed import Client, LocalCluster
 
     if settings.scheduler:
-        client = Client(settings.scheduler)
+        try:
+            client = Client(settings.scheduler, timeout="30s")
+        except (OSError, TimeoutError) as err:
+            raise ConfigError(
+                f"--scheduler: cannot connect to dask scheduler {settings.scheduler}: {err}"
+            ) from None
     else:
         cluster = LocalCluster(
             n_workers=settings.workers,
@@ -382,7 +466,7 @@ def _dask_client(settings: DaskSettings):
 def make_executor(
     name: str, *, workers: int = 2, retries: int = 3, status: bool = True, client: Any = None
 ):
-
+    """The coffea executor called ``name`` (``iterative``, ``futures`` or ``dask``)."""
     if name == "iterative":
         return processor.IterativeExecutor(status=status, retries=retries)
     if name == "futures":
@@ -390,6 +474,66 @@ def make_executor(
     if name == "dask":
         return processor.DaskExecutor(client=client, status=status, retries=retries)
     raise ConfigError(f"executor: unknown executor {name!r} (choose from {', '.join(EXECUTORS)})")
+
+
+def _exception_chain(err: BaseException) -> list[BaseException]:
+    chain, seen = [], set()
+    while err is not None and id(err) not in seen:
+        chain.append(err)
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return chain
+
+
+def _user_error(err: BaseException) -> AdcoffeaError | None:
+    """The user-facing error inside a (possibly wrapped, possibly remote) exception."""
+    for e in _exception_chain(err):
+        if isinstance(e, AdcoffeaError):
+            return e
+    text = str(err)
+    # Process pools and dask pickle the wrapping exception without its cause; the
+    # original error survives only in the message, as ``ChunkReadError('path: reason')``.
+    m = re.search(r"ChunkReadError\((['\"])(.*?)\1\)", text, flags=re.S)
+    if m:
+        path, _, reason = m.group(2).partition(": ")
+        return ChunkReadError(path, reason)
+    if "KilledWorker" in text or type(err).__name__ == "KilledWorker":
+        return AdcoffeaError(
+            "a dask worker died repeatedly while processing a chunk (out of memory or a "
+            f"crash): {' '.join(text.split())[:400]}; completed chunks are checkpointed, "
+            "rerun with --resume"
+        )
+    return None
+
+
+def _check_coverage(
+    entries: Mapping[tuple[str, str], int],
+    done: Mapping[tuple[str, str, int, int], int],
+    bad: Mapping[tuple[str, str, int, int], str],
+) -> None:
+    """Every entry of every processed file is in exactly one processed or failed chunk."""
+    ranges: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    for (ds, path, lo, hi), n in done.items():
+        if n != hi - lo:  # a chunk merged twice counts twice
+            raise AdcoffeaError(
+                f"event accounting: chunk {path}[{lo}:{hi}] ({ds}) was counted {n // max(hi - lo, 1)} times"
+            )
+        ranges.setdefault((ds, path), []).append((lo, hi, 0))
+    for ds, path, lo, hi in bad:
+        ranges.setdefault((ds, path), []).append((lo, hi, 1))
+    for key, n in entries.items():
+        pos = 0
+        for lo, hi, _ in sorted(ranges.get(key, [])) if n > 0 else []:
+            if lo != pos:
+                raise AdcoffeaError(
+                    f"event accounting: {key[1]} ({key[0]}): entries [{pos}:{lo}] "
+                    + ("missing" if lo > pos else "processed twice")
+                )
+            pos = hi
+        if pos != n:
+            raise AdcoffeaError(
+                f"event accounting: {key[1]} ({key[0]}): covered {pos} of {n} entries"
+            )
 
 
 def run_processor(
@@ -416,7 +560,8 @@ def run_processor(
         chunksize: entries per chunk.
         scheduler: dask scheduler address (``tcp://host:port``) to join instead of starting
             a ``LocalCluster``.
-        retries: coffea's per-chunk retries (dask also reschedules tasks of dead workers).
+        retries: coffea's per-chunk retries for errors that are not read errors (dask also
+            reschedules the tasks of dead workers, up to ``distributed.scheduler.allowed-failures``).
         strict: stop at the first failed file or chunk instead of reporting it.
         checkpoint_dir: save each chunk's output there and reuse it on a rerun (resume).
         status: show progress bars.
@@ -424,6 +569,7 @@ def run_processor(
 
     Raises:
         InputFileError: in strict mode, the first failure; otherwise if no file is readable.
+        AdcoffeaError: a worker died repeatedly, or the event accounting does not close.
     """
     from coffea.nanoevents import NanoAODSchema
 
@@ -432,50 +578,52 @@ def run_processor(
         raise ConfigError(
             f"executor: unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})"
         )
+    if chunksize < 1:
+        raise ConfigError(f"chunksize must be positive, got {chunksize}")
     fs = normalise_fileset(fileset)
     good, entries, failures = preflight(
         fs, required=_required_branches(processor_instance), strict=strict
     )
+    if not good and failures:
+        raise InputFileError(
+            failures[0].path, "no readable input file: " + "; ".join(str(f) for f in failures)
+        )
 
     wrapped = AccountingProcessor(processor_instance, strict=strict)
     checkpointer = make_checkpointer(checkpoint_dir, processor_instance) if checkpoint_dir else None
+    # Files with zero entries give coffea no chunk; they still count (as 0 events).
+    nonempty = {
+        ds: {
+            "files": {p: t for p, t in spec["files"].items() if entries[(ds, p)] > 0},
+            "metadata": spec["metadata"],
+        }
+        for ds, spec in good.items()
+    }
+    nonempty = {ds: spec for ds, spec in nonempty.items() if spec["files"]}
     start = time.perf_counter()
     own_client = None
     settings = DaskSettings(scheduler=scheduler, workers=workers)
+    output: dict[str, Any] = {}
     try:
-        if executor == "dask" and client is None:
-            client = own_client = _dask_client(settings)
-        runner = processor.Runner(
-            executor=make_executor(
-                executor, workers=workers, retries=retries, status=status, client=client
-            ),
-            chunksize=chunksize,
-            schema=NanoAODSchema,
-            checkpointer=checkpointer,
-            skipbadfiles=False,
-        )
-        # Files with zero entries give coffea no chunk; they still count (as 0 events).
-        nonempty = {
-            ds: {
-                "files": {p: t for p, t in spec["files"].items() if entries[(ds, p)] > 0},
-                "metadata": spec["metadata"],
-            }
-            for ds, spec in good.items()
-        }
-        nonempty = {ds: spec for ds, spec in nonempty.items() if spec["files"]}
         if nonempty:
+            if executor == "dask" and client is None:
+                client = own_client = dask_client(settings)
+            runner = processor.Runner(
+                executor=make_executor(
+                    executor, workers=workers, retries=retries, status=status, client=client
+                ),
+                chunksize=chunksize,
+                schema=NanoAODSchema,
+                checkpointer=checkpointer,
+                skipbadfiles=False,
+            )
             try:
                 output = runner(nonempty, wrapped, treename="Events")
-            except AdcoffeaError:
-                raise
             except Exception as err:
-                if strict:
-                    raise InputFileError(
-                        "fileset", f"processing stopped: {type(err).__name__}: {err}"
-                    ) from err
+                user = _user_error(err)
+                if user is not None:
+                    raise user from None
                 raise
-        else:
-            output = {}
     finally:
         if own_client is not None:
             own_client.close()
@@ -483,8 +631,10 @@ def run_processor(
                 settings._cluster.close()
     wall = time.perf_counter() - start
 
-    done = output.pop("_chunks", {}) if output else {}
-    bad_chunks = output.pop("_failed_chunks", {}) if output else {}
+    done = output.pop("_chunks", {})
+    bad_chunks = output.pop("_failed_chunks", {})
+    resumed = output.pop("_resumed", {})
+    _check_coverage(entries, done, bad_chunks)
     for (ds, path, lo, hi), reason in sorted(bad_chunks.items()):
         failures.append(
             Failure(
@@ -516,11 +666,9 @@ def run_processor(
     for f in failures:
         if f.entry_start is None:
             datasets[f.dataset]["files_failed"] += 1
-            datasets[f.dataset]["events_failed"] += f.n_events or 0
             if f.n_events:
                 datasets[f.dataset]["events_total"] += f.n_events
-        else:
-            datasets[f.dataset]["events_failed"] += f.n_events or 0
+        datasets[f.dataset]["events_failed"] += f.n_events or 0
     for ds, d in datasets.items():
         known = d["events_processed"] + d["events_failed"]
         if known != d["events_total"]:
@@ -528,10 +676,6 @@ def run_processor(
                 f"event accounting mismatch for dataset {ds!r}: processed {d['events_processed']} + "
                 f"failed {d['events_failed']} != total {d['events_total']}"
             )
-    if not good and failures:
-        raise InputFileError(
-            failures[0].path, "no readable input file: " + "; ".join(str(f) for f in failures)
-        )
     report = RunReport(
         executor=executor,
         chunksize=chunksize,
@@ -539,7 +683,7 @@ def run_processor(
         wall_time=wall,
         datasets=datasets,
         failures=tuple(failures),
-        resumed_chunks=getattr(checkpointer, "loaded", 0),
+        resumed_chunks=len(resumed),
     )
     for f in failures:
         print(f"adcoffea: FAILED {f}", flush=True)

@@ -121,6 +121,7 @@ class RunReport:
     wall_time: float
     datasets: dict[str, dict[str, int]]  #: dataset -> total/processed/failed events, files
     failures: tuple[Failure, ...] = ()
+    chunks_processed: int = 0  #: including those taken from checkpoints
     resumed_chunks: int = 0
 
     @property
@@ -144,6 +145,7 @@ class RunReport:
             "events_total": self.events_total,
             "events_processed": self.events_processed,
             "events_failed": self.events_failed,
+            "chunks_processed": self.chunks_processed,
             "resumed_chunks": self.resumed_chunks,
             "datasets": self.datasets,
             "failures": [f.to_dict() for f in self.failures],
@@ -683,6 +685,7 @@ def run_processor(
         wall_time=wall,
         datasets=datasets,
         failures=tuple(failures),
+        chunks_processed=len(done),
         resumed_chunks=len(resumed),
     )
     for f in failures:

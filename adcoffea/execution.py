@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 import time
 import zlib
@@ -351,10 +352,10 @@ class AtomicCheckpointer(CheckpointerABC):
         self.root = Path(root)
 
     def _path(self, metadata: Mapping[str, Any]) -> Path:
-        uid = (
-            metadata.get("fileuuid")
-            or hashlib.sha256(str(metadata["filename"]).encode()).hexdigest()[:32]
-        )
+        # Both the UUID (the file's content identity) and the path: copies of one file share
+        # a UUID, and a copy listed next to its original must not reuse its chunks.
+        name = hashlib.sha256(str(metadata["filename"]).encode()).hexdigest()[:16]
+        uid = f"{metadata.get('fileuuid') or 'nouuid'}-{name}"
         return (
             self.root
             / _safe_name(str(metadata["dataset"]))
@@ -452,6 +453,7 @@ def dask_client(settings: DaskSettings):
             ) from None
     else:
         cluster = LocalCluster(
+            silence_logs=logging.WARNING,
             n_workers=settings.workers,
             threads_per_worker=settings.threads_per_worker,
             processes=True,
@@ -459,6 +461,9 @@ def dask_client(settings: DaskSettings):
         )
         settings._cluster = cluster
         client = Client(cluster)
+    # dask's own config logs at INFO; follow the CLI's level instead (-v shows it)
+    dlog = logging.getLogger("distributed")
+    dlog.setLevel(max(dlog.getEffectiveLevel(), logging.getLogger().getEffectiveLevel()))
     link = getattr(client, "dashboard_link", None)
     if link:
         print(f"dask dashboard: {link}", flush=True)
@@ -549,6 +554,8 @@ def run_processor(
     retries: int = 3,
     strict: bool = False,
     checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    keep_checkpoints: bool = False,
     status: bool = True,
     client: Any = None,
 ) -> RunOutput:
@@ -565,7 +572,11 @@ def run_processor(
         retries: coffea's per-chunk retries for errors that are not read errors (dask also
             reschedules the tasks of dead workers, up to ``distributed.scheduler.allowed-failures``).
         strict: stop at the first failed file or chunk instead of reporting it.
-        checkpoint_dir: save each chunk's output there and reuse it on a rerun (resume).
+        checkpoint_dir: save each chunk's output there (atomically, under the processor's
+            fingerprint), so that an interrupted run can be resumed.
+        resume: reuse the checkpoints of an earlier run; if false they are cleared first.
+        keep_checkpoints: keep them after a run without failures (by default they are
+            removed then; a run with failed chunks keeps them so a rerun redoes only those).
         status: show progress bars.
         client: an existing ``distributed.Client`` (overrides ``scheduler``).
 
@@ -593,6 +604,8 @@ def run_processor(
 
     wrapped = AccountingProcessor(processor_instance, strict=strict)
     checkpointer = make_checkpointer(checkpoint_dir, processor_instance) if checkpoint_dir else None
+    if checkpointer is not None and not resume and checkpointer.root.exists():
+        shutil.rmtree(checkpointer.root)
     # Files with zero entries give coffea no chunk; they still count (as 0 events).
     nonempty = {
         ds: {
@@ -688,6 +701,87 @@ def run_processor(
         chunks_processed=len(done),
         resumed_chunks=len(resumed),
     )
+    if checkpointer is not None and not failures and not keep_checkpoints:
+        shutil.rmtree(checkpointer.root, ignore_errors=True)
     for f in failures:
         print(f"adcoffea: FAILED {f}", flush=True)
     return RunOutput(output=output, report=report)
+
+
+# --------------------------------------------------------------------------------------
+# CLI: adcoffea process
+# --------------------------------------------------------------------------------------
+def add_executor_arguments(parser) -> None:
+    """The executor options shared by ``adcoffea process`` (and mirrored by ``run``)."""
+    parser.add_argument("--executor", choices=EXECUTORS, default="futures")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes (futures) or LocalCluster workers (dask)"
+    )
+    parser.add_argument(
+        "--scheduler", help="join an existing dask scheduler, e.g. tcp://host:8786 (dask)"
+    )
+    parser.add_argument("--chunksize", type=int, default=100_000, help="entries per chunk")
+    parser.add_argument("--retries", type=int, default=3, help="retries per chunk")
+    parser.add_argument("--strict", action="store_true", help="stop at the first failed file")
+    parser.add_argument(
+        "--resume", action="store_true", help="reuse the chunk checkpoints of an interrupted run"
+    )
+
+
+def cli_arguments(parser) -> None:
+    parser.add_argument("fileset", type=Path, help="fileset JSON: {dataset: [files]} or coffea's")
+    parser.add_argument(
+        "--analysis", choices=["dijet", "semivisible", "yxh"], default="dijet", help="processor"
+    )
+    parser.add_argument(
+        "--config", type=Path, help="analysis YAML whose selection/histograms/regions to use"
+    )
+    parser.add_argument("--bundle", help="model bundle directory (anomaly score regions)")
+    parser.add_argument("--output", type=Path, default=Path("process_out"), help="directory")
+    add_executor_arguments(parser)
+
+
+def cli_main(args) -> int:
+    from adcoffea.outputs import save_hists, write_json
+    from adcoffea.processors import PROCESSORS
+
+    if args.config is not None:
+        from adcoffea.config import load_config
+        from adcoffea.pipeline import make_processor
+
+        cfg = load_config(args.config)
+        if cfg.analysis != args.analysis and args.analysis != "dijet":
+            raise ConfigError(f"--analysis {args.analysis} contradicts {args.config}")
+        proc = make_processor(cfg, bundle=args.bundle)
+    else:
+        proc = PROCESSORS[args.analysis](bundle=args.bundle)
+    args.output.mkdir(parents=True, exist_ok=True)
+    res = run_processor(
+        args.fileset,
+        proc,
+        executor=args.executor,
+        workers=args.workers,
+        chunksize=args.chunksize,
+        scheduler=args.scheduler,
+        retries=args.retries,
+        strict=args.strict,
+        checkpoint_dir=args.output / "checkpoints",
+        resume=args.resume,
+    )
+    save_hists(res.output.get("hists", {}), args.output)
+    write_json(
+        args.output / "cutflow.json",
+        {
+            "cutflow": res.output.get("cutflow", {}),
+            "weighted": res.output.get("cutflow_weighted", {}),
+            "report": res.report.to_dict(),
+        },
+    )
+    r = res.report
+    print(
+        f"adcoffea process: {r.events_processed} of {r.events_total} events processed, "
+        f"{r.events_failed} failed ({len(r.failures)} failures) in {r.wall_time:.1f} s; "
+        f"results in {args.output}/",
+        flush=True,
+    )
+    return 0

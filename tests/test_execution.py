@@ -127,6 +127,7 @@ def test_resume_skips_completed_chunks(fileset, iterative_run, tmp_path, monkeyp
         chunksize=CHUNK,
         status=False,
         checkpoint_dir=ckpt,
+        keep_checkpoints=True,
     )
     assert resumed.report.resumed_chunks == 2
     assert resumed.report.events_processed == resumed.report.events_total == N_EVENTS
@@ -143,8 +144,61 @@ def test_resume_skips_completed_chunks(fileset, iterative_run, tmp_path, monkeyp
         status=False,
         checkpoint_dir=ckpt,
     )
-    assert again.report.resumed_chunks == len(list(ckpt.rglob("*.pkl"))) == 8
+    assert again.report.resumed_chunks == again.report.chunks_processed == 8
     assert_same_hists(again.output["hists"], clean.output["hists"])
+    # a complete run without failures cleans up after itself ...
+    assert not list(ckpt.rglob("*.pkl"))
+    # ... and resume=False never reads old checkpoints
+    monkeypatch.setenv("ADC_TEST_CRASH_AT", "375")
+    with pytest.raises(KeyboardInterrupt):
+        run_processor(
+            qcd_only,
+            CrashingDijet(),
+            executor="iterative",
+            chunksize=CHUNK,
+            status=False,
+            checkpoint_dir=ckpt,
+        )
+    monkeypatch.setenv("ADC_TEST_CRASH_AT", "0")
+    with pytest.raises(KeyboardInterrupt):
+        run_processor(
+            qcd_only,
+            CrashingDijet(),
+            executor="iterative",
+            chunksize=CHUNK,
+            status=False,
+            checkpoint_dir=ckpt,
+            resume=False,
+        )
+    assert not list(ckpt.rglob("*.pkl"))
+
+
+def test_resume_redoes_only_failed_chunks(fileset, tmp_path):
+    """A file that failed to read is repaired; the rerun processes only its chunks."""
+    import shutil
+
+    good = fileset["qcd"][0]
+    path = tmp_path / "flaky.root"
+    shutil.copy(good, path)
+    with open(path, "r+b") as f:  # truncate: the tree opens, its baskets do not
+        f.truncate(30_000)
+    ckpt = tmp_path / "ckpt"
+    fs = {"qcd": [str(path), fileset["qcd"][1]]}
+    kw = dict(executor="iterative", chunksize=CHUNK, status=False, checkpoint_dir=ckpt)
+    first = run_processor(fs, DijetProcessor(), **kw)
+    n_bad = first.report.events_failed
+    assert n_bad == N_EVENTS // 2 and first.report.events_processed == N_EVENTS // 2
+    assert len(list(ckpt.rglob("*.pkl"))) == first.report.chunks_processed  # kept
+    shutil.copy(good, path)  # same file (same UUID), now complete
+    second = run_processor(fs, DijetProcessor(), **kw)
+    assert second.report.failures == ()
+    assert second.report.resumed_chunks == first.report.chunks_processed
+    assert second.report.events_processed == second.report.events_total == N_EVENTS
+    clean = run_processor(
+        {"qcd": fileset["qcd"]}, DijetProcessor(), **{**kw, "checkpoint_dir": None}
+    )
+    assert second.output["cutflow"] == clean.output["cutflow"]
+    assert_same_hists(second.output["hists"], clean.output["hists"])
 
 
 def test_checkpoints_are_keyed_by_processor_config(tmp_path):
@@ -206,3 +260,19 @@ def test_cli_flags_reach_the_executor(fileset, tmp_path):
     assert report["failures"][0]["path"].endswith("gone.root")
     rc = main(["run", str(cfg), "--executor", "iterative", "--strict", "--no-statistics"])
     assert rc != 0
+
+
+def test_copy_of_a_file_does_not_reuse_its_checkpoints(fileset, tmp_path):
+    """Copies share the ROOT file UUID; their chunks must still be processed separately."""
+    import shutil
+
+    copy = tmp_path / "copy.root"
+    shutil.copy(fileset["qcd"][0], copy)
+    fs = {"qcd": [fileset["qcd"][0], str(copy)]}
+    kw = dict(executor="iterative", chunksize=CHUNK, status=False, checkpoint_dir=tmp_path / "c")
+    first = run_processor(fs, DijetProcessor(), keep_checkpoints=True, **kw)
+    assert first.report.events_processed == N_EVENTS
+    assert first.output["cutflow"]["qcd"]["all"] == N_EVENTS
+    again = run_processor(fs, DijetProcessor(), **kw)
+    assert again.report.resumed_chunks == again.report.chunks_processed == 8
+    assert again.output["cutflow"] == first.output["cutflow"]

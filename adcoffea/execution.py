@@ -14,12 +14,15 @@ processing, a chunk whose reading fails is recorded with its entry range rather 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 import zlib
@@ -444,6 +447,10 @@ def dask_client(settings: DaskSettings):
     """
     from distributed import Client, LocalCluster
 
+    # dask's config logs at INFO and records propagate to the CLI's root handler whatever
+    # the root level: follow the root level instead (``adcoffea -v`` shows them)
+    dlog = logging.getLogger("distributed")
+    dlog.setLevel(max(dlog.getEffectiveLevel(), logging.getLogger().getEffectiveLevel()))
     if settings.scheduler:
         try:
             client = Client(settings.scheduler, timeout="30s")
@@ -461,13 +468,44 @@ def dask_client(settings: DaskSettings):
         )
         settings._cluster = cluster
         client = Client(cluster)
-    # dask's own config logs at INFO; follow the CLI's level instead (-v shows it)
-    dlog = logging.getLogger("distributed")
-    dlog.setLevel(max(dlog.getEffectiveLevel(), logging.getLogger().getEffectiveLevel()))
+        # A failed task is re-raised here with its traceback; the workers' own
+        # "Compute Failed" log of it would only repeat it as a wall of text.
+        client.run(_quiet_worker_logs)
     link = getattr(client, "dashboard_link", None)
     if link:
         print(f"dask dashboard: {link}", flush=True)
     return client
+
+
+def _quiet_worker_logs() -> None:
+    logging.getLogger("distributed.worker").setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def _no_dask_progress_tracebacks():
+    """Stop coffea's dask progress bar from printing a rich traceback of a failed task.
+
+    The error is raised to the caller anyway; in strict mode it is a user error whose
+    one-line message is enough. Without that private hook (another coffea), nothing changes.
+    """
+    try:
+        from coffea.processor._dask import RichProgressBar
+    except ImportError:
+        yield
+        return
+    original = getattr(RichProgressBar, "_draw_stop", None)
+    if original is None:
+        yield
+        return
+
+    def quiet(self, remaining, all, status, exception=None, **kwargs):
+        return original(self, remaining, all, "finished" if status == "error" else status)
+
+    RichProgressBar._draw_stop = quiet
+    try:
+        yield
+    finally:
+        RichProgressBar._draw_stop = original
 
 
 def make_executor(
@@ -632,13 +670,25 @@ def run_processor(
                 checkpointer=checkpointer,
                 skipbadfiles=False,
             )
+            # In strict mode a failure is expected to end the run; coffea's futures executor
+            # prints the traceback of any task error itself, so hold stderr back until it
+            # is known whether the error is the user's (then the message is enough).
+            held = io.StringIO() if strict else None
             try:
-                output = runner(nonempty, wrapped, treename="Events")
+                with contextlib.ExitStack() as stack:
+                    if held is not None:
+                        stack.enter_context(contextlib.redirect_stderr(held))
+                        stack.enter_context(_no_dask_progress_tracebacks())
+                    output = runner(nonempty, wrapped, treename="Events")
             except Exception as err:
                 user = _user_error(err)
                 if user is not None:
                     raise user from None
+                if held:
+                    sys.stderr.write(held.getvalue())
                 raise
+            if held:
+                sys.stderr.write(held.getvalue())
     finally:
         if own_client is not None:
             own_client.close()

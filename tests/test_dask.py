@@ -114,6 +114,31 @@ def test_own_local_cluster(fileset, reference, capsys):
     assert res.report.events_processed == N_EVENTS // 2
 
 
+def test_bad_chunk_on_dask(fileset, client, tmp_path):
+    """Default: accounted as failed; strict: the named file, not a remote traceback."""
+    import shutil
+
+    from adcoffea.errors import InputFileError
+
+    bad = tmp_path / "truncated.root"
+    shutil.copy(fileset["qcd"][0], bad)
+    with open(bad, "r+b") as f:
+        f.truncate(30_000)
+    fs = {"qcd": [fileset["qcd"][1], str(bad)]}
+    kw = dict(executor="dask", client=client, chunksize=CHUNK, status=False)
+    r = run_processor(fs, DijetProcessor(), **kw).report
+    assert (r.events_total, r.events_processed, r.events_failed) == (
+        N_EVENTS,
+        N_EVENTS // 2,
+        N_EVENTS // 2,
+    )
+    assert {f.path for f in r.failures} == {str(bad)}
+    assert sorted((f.entry_start, f.entry_stop) for f in r.failures)[0] == (0, CHUNK)
+    with pytest.raises(InputFileError) as info:
+        run_processor(fs, DijetProcessor(), strict=True, retries=0, **kw)
+    assert info.value.path == str(bad) and "OSError" in info.value.reason
+
+
 # --------------------------------------------------------------------------------------
 # models: loaded once per worker process, not once per task
 # --------------------------------------------------------------------------------------

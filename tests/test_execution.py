@@ -239,7 +239,7 @@ def test_fileset_forms_and_errors(tmp_path):
         run_processor({"a": ["x.root"]}, DijetProcessor(), executor="spark")
 
 
-def test_cli_flags_reach_the_executor(fileset, tmp_path):
+def test_cli_flags_reach_the_executor(fileset, tmp_path, capsys):
     """``adcoffea run --executor iterative --chunksize --strict`` on a fileset config."""
     import json
 
@@ -258,8 +258,11 @@ def test_cli_flags_reach_the_executor(fileset, tmp_path):
     assert report["executor"] == "iterative" and report["chunksize"] == 700
     assert report["events_processed"] == report["events_total"] == N_EVENTS
     assert report["failures"][0]["path"].endswith("gone.root")
+    capsys.readouterr()
     rc = main(["run", str(cfg), "--executor", "iterative", "--strict", "--no-statistics"])
-    assert rc != 0
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "gone.root: file does not exist" in err and "Traceback" not in err
 
 
 def test_copy_of_a_file_does_not_reuse_its_checkpoints(fileset, tmp_path):

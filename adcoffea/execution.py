@@ -542,6 +542,13 @@ def _user_error(err: BaseException) -> AdcoffeaError | None:
     if m:
         path, _, reason = m.group(2).partition(": ")
         return ChunkReadError(path, reason)
+    names = {type(e).__name__ for e in _exception_chain(err)}
+    if names & {"TerminatedWorkerError", "BrokenProcessPool"}:
+        return AdcoffeaError(
+            "a worker process of the futures executor died (out of memory or a crash); the "
+            "pool cannot recover: rerun with --resume to skip the checkpointed chunks, or use "
+            "--executor dask, which reschedules the tasks of dead workers"
+        )
     if "KilledWorker" in text or type(err).__name__ == "KilledWorker":
         return AdcoffeaError(
             "a dask worker died repeatedly while processing a chunk (out of memory or a "

@@ -8,8 +8,19 @@ arrays.
 Event accounting: before processing, every file is opened (metadata only) and checked for the
 tree and the branches the processor needs; a file that fails is named with its reason. While
 processing, a chunk whose reading fails is recorded with its entry range rather than lost. The
-:class:`RunReport` then satisfies ``processed + failed = total known`` for every dataset, and
+:class:`RunReport` then satisfies ``processed + failed = total known`` for every dataset (and
+every entry of every file lies in exactly one processed or failed chunk, checked), and
 ``strict=True`` turns the first failure into an error instead.
+
+Why coffea's ``DaskExecutor`` rather than dask-awkward (``apply_to_fileset``): it runs with
+the installed dask-distributed alone (a dask-awkward install resolves to versions that fail
+at compute time), it retries per chunk and reschedules the chunks of dead workers, and its
+per-chunk tasks are what the accounting and the checkpoints are built on.
+
+Faults: dask reschedules the tasks of a dead worker (``distributed.scheduler.allowed-failures``
+times); a run that still fails has its completed chunks checkpointed (``checkpoint_dir``,
+atomic per-chunk pickles keyed by the processor's fingerprint), and ``resume=True`` skips
+them on the rerun.
 """
 
 from __future__ import annotations
@@ -181,45 +192,51 @@ def preflight(
     Returns:
         The fileset of good files, the entry count per (dataset, path), and the failures.
     """
-    import uproot
+    from concurrent.futures import ThreadPoolExecutor
 
     required = list(required)
+    todo = [
+        (ds, path, tree) for ds, spec in fileset.items() for path, tree in spec["files"].items()
+    ]
+    # I/O bound (remote files especially): open them concurrently, report in fileset order
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(todo)))) as pool:
+        checked = list(pool.map(lambda item: _check_file(item[1], item[2], required), todo))
     good: dict[str, dict[str, Any]] = {}
     entries: dict[tuple[str, str], int] = {}
     failures: list[Failure] = []
-    for ds, spec in fileset.items():
-        good_files = {}
-        for path, tree in spec["files"].items():
-            reason = None
-            n = None
-            if not os.path.exists(path) and "://" not in path:
-                reason = "file does not exist"
-            else:
-                try:
-                    with uproot.open(path) as f:
-                        if tree not in f:
-                            reason = f"no tree {tree!r} in file"
-                        else:
-                            t = f[tree]
-                            n = int(t.num_entries)
-                            keys = set(t.keys())
-                            missing = [b for b in required if b not in keys]
-                            if missing:
-                                reason = f"missing branch(es) {', '.join(missing)}"
-                except Exception as err:  # any unreadable file is reported
-                    reason = f"cannot open as ROOT: {type(err).__name__}: {err}".splitlines()[0]
-            if reason is not None:
-                failure = Failure(dataset=ds, path=path, reason=reason, n_events=n)
-                if strict:
-                    raise InputFileError(path, reason)
-                log.warning("skipping %s", failure)
-                failures.append(failure)
-            else:
-                good_files[path] = tree
-                entries[(ds, path)] = n  # type: ignore[assignment]
-        if good_files:
-            good[ds] = {"files": good_files, "metadata": spec.get("metadata", {})}
+    for (ds, path, tree), (n, reason) in zip(todo, checked, strict=True):
+        if reason is not None:
+            failure = Failure(dataset=ds, path=path, reason=reason, n_events=n)
+            if strict:
+                raise InputFileError(path, reason)
+            log.warning("skipping %s", failure)
+            failures.append(failure)
+        else:
+            good.setdefault(ds, {"files": {}, "metadata": fileset[ds].get("metadata", {})})
+            good[ds]["files"][path] = tree
+            entries[(ds, path)] = n  # type: ignore[assignment]
     return good, entries, failures
+
+
+def _check_file(path: str, tree: str, required: list[str]) -> tuple[int | None, str | None]:
+    """(entries or None, failure reason or None) for one file."""
+    import uproot
+
+    if "://" not in path and not os.path.exists(path):
+        return None, "file does not exist"
+    try:
+        with uproot.open(path) as f:
+            if tree not in f:
+                return None, f"no tree {tree!r} in file"
+            t = f[tree]
+            n = int(t.num_entries)
+            keys = set(t.keys())
+    except Exception as err:  # any unreadable file is reported, never a traceback
+        return None, "cannot open as ROOT: " + _reason(err)
+    missing = [b for b in required if b not in keys]
+    if missing:
+        return n, f"missing branch(es) {', '.join(missing)}"
+    return n, None
 
 
 # --------------------------------------------------------------------------------------

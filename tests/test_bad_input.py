@@ -109,6 +109,8 @@ def cases(good_files, tmp_path_factory) -> dict[str, Path]:
 
     out["no_pt"] = write_nano(d / "no_pt.root", arrays, drop=("FatJet_pt",))
     out["empty"] = write_nano(d / "empty.root", {k: v[:0] for k, v in arrays.items()})
+    out["zero_bytes"] = d / "zero_bytes.root"
+    out["zero_bytes"].write_bytes(b"")
     return out
 
 
@@ -128,6 +130,7 @@ def test_clean_file_reference(cases):
         # basket 0 of FatJet_pt holds entries [0, 750): chunks [0:500] and [500:1000] fail
         ("corrupt", "while decompressing", 1000, 500),
         ("no_pt", "missing branch(es) FatJet_pt", N_PER_FILE, 0),
+        ("zero_bytes", "cannot open as ROOT", 0, 0),  # not a ROOT file: count unknown
     ],
 )
 def test_bad_file_is_named_and_accounted(cases, case, reason, n_failed, n_extra, capsys):
@@ -195,7 +198,7 @@ def test_all_cases_together_exact_accounting(cases):
     assert d["events_failed"] == 3 * N_PER_FILE - 500
 
 
-@pytest.mark.parametrize("case", ["missing", "truncated", "corrupt", "no_pt"])
+@pytest.mark.parametrize("case", ["missing", "truncated", "corrupt", "no_pt", "zero_bytes"])
 def test_strict_stops_with_named_file(cases, case):
     with pytest.raises(InputFileError) as info:
         _run([cases["ok"], cases[case]], strict=True, retries=0)

@@ -44,15 +44,20 @@ def fileset(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def client():
-    from distributed import Client, LocalCluster
+    """The LocalCluster ``--executor dask --workers 2`` starts."""
+    from adcoffea.execution import DaskSettings, dask_client
 
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as c,
-    ):
+    settings = DaskSettings(workers=2)
+    with dask_client(settings) as c, settings._cluster:
         yield c
+
+
+def test_local_workers_get_the_allocator_setting(client):
+    from adcoffea.execution import WORKER_ENVIRON
+
+    envs = client.run(lambda: os.environ.get("MALLOC_MMAP_THRESHOLD_"))
+    assert len(envs) == 2
+    assert set(envs.values()) == {WORKER_ENVIRON["MALLOC_MMAP_THRESHOLD_"]}
 
 
 @pytest.fixture(scope="module")

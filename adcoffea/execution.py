@@ -51,8 +51,9 @@ log = logging.getLogger(__name__)
 
 EXECUTORS = ("iterative", "futures", "dask")
 
-#: Branches every processor reads (beyond the jet collection's).
-BASE_BRANCHES = ("event",)
+#: Branches every run needs beyond the jet collection's: coffea's NanoAODSchema refuses a
+#: file without the event ID branches (when building the events, outside the processor).
+BASE_BRANCHES = ("run", "luminosityBlock", "event")
 JET_FIELDS = ("pt", "eta", "phi", "mass")
 
 

@@ -185,6 +185,15 @@ def test_only_the_corrupt_basket_fails(cases, tmp_path):
     assert all(str(path) == f.path and "decompressing" in f.reason for f in r.failures)
 
 
+def test_real_file_missing_event_id_branch(nanoaod_dir, cases):
+    bad = nanoaod_dir / "missing_luminosityBlock.root"
+    r = _run([cases["ok"], bad]).report
+    assert [(f.path, f.reason) for f in r.failures] == [
+        (str(bad), "missing branch(es) luminosityBlock")
+    ]
+    assert r.events_failed == 2 and r.events_processed == N_PER_FILE
+
+
 def test_all_cases_together_exact_accounting(cases):
     files = [cases[k] for k in ("ok", "missing", "truncated", "corrupt", "no_pt", "empty")]
     r = _run(files).report

@@ -349,12 +349,19 @@ def processor_fingerprint(processor_instance: Any) -> str:
     if " at 0x" in config:  # default object repr: not stable across runs
         config = repr(sorted((k, repr(v)) for k, v in vars(inner).items()))
     desc = {"class": f"{type(inner).__module__}.{type(inner).__qualname__}", "config": config}
-    bundle = getattr(inner, "bundle", None)
-    if bundle:
+    # ``bundle`` (one path) or ``bundles`` ((label, path), ...): hash each one's metadata,
+    # so a retrained model in the same directory invalidates the checkpoints
+    paths = [getattr(inner, "bundle", None)] + [
+        b[1] if isinstance(b, (tuple, list)) else b for b in getattr(inner, "bundles", ()) or ()
+    ]
+    digests = []
+    for bundle in filter(None, paths):
         try:
-            desc["bundle"] = hashlib.sha256(Path(bundle, "metadata.json").read_bytes()).hexdigest()
+            digests.append(hashlib.sha256(Path(bundle, "metadata.json").read_bytes()).hexdigest())
         except OSError:
-            desc["bundle"] = str(bundle)
+            digests.append(str(bundle))
+    if digests:
+        desc["bundle"] = ",".join(digests)
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -179,6 +179,15 @@ def _count_and_restore():
     return len(getattr(mod, "loads", []))
 
 
+def _with_bundle(path: str) -> DijetProcessor:
+    """A processor scoring with the bundle at ``path`` (``bundles=`` or older ``bundle=``)."""
+    from dataclasses import fields
+
+    if "bundles" in {f.name for f in fields(DijetProcessor)}:
+        return DijetProcessor(bundles=(("stand-in", path),))
+    return DijetProcessor(bundle=path)
+
+
 def test_model_bundle_loaded_once_per_worker(fileset, client, tmp_path):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
@@ -187,7 +196,7 @@ def test_model_bundle_loaded_once_per_worker(fileset, client, tmp_path):
     try:
         res = run_processor(
             fileset,
-            DijetProcessor(bundle=str(bundle)),
+            _with_bundle(str(bundle)),
             executor="dask",
             client=client,
             chunksize=CHUNK,

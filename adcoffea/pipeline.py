@@ -179,7 +179,9 @@ def process(
         chunksize=chunksize or ex.chunksize,
         retries=ex.retries,
         strict=ex.strict if strict is None else strict,
-        checkpoint_dir=checkpoint_dir if (resume if resume is not None else ex.resume) else None,
+        # chunks are always checkpointed, so that any interrupted run can be resumed
+        checkpoint_dir=checkpoint_dir,
+        resume=ex.resume if resume is None else resume,
     )
 
 

@@ -1,0 +1,281 @@
+"""Executors agree, interrupted runs resume from per-chunk checkpoints, writes are atomic."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adcoffea.errors import ConfigError
+from adcoffea.execution import (
+    AccountingProcessor,
+    atomic_write_bytes,
+    normalise_fileset,
+    processor_fingerprint,
+    run_processor,
+)
+from adcoffea.processors import DijetProcessor
+
+N_EVENTS = 3000
+CHUNK = 400
+#: Histograms from different executors differ only by float summation order.
+RTOL = 1e-12
+
+
+@pytest.fixture(scope="module")
+def fileset(tmp_path_factory) -> dict:
+    from adcoffea.synthetic import generate
+
+    out = tmp_path_factory.mktemp("execution")
+    qcd = generate("qcd", n_events=N_EVENTS, seed=5, out_dir=out, n_files=2, name="qcd")
+    sig = generate("wprime", n_events=500, seed=6, out_dir=out, name="wprime")
+    return {"qcd": [str(f) for f in qcd.files], "wprime": [str(f) for f in sig.files]}
+
+
+def assert_same_hists(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        ha, hb = a[name], b[name]
+        assert ha.axes == hb.axes, name
+        np.testing.assert_allclose(ha.values(flow=True), hb.values(flow=True), rtol=RTOL, atol=0)
+        np.testing.assert_allclose(
+            ha.variances(flow=True), hb.variances(flow=True), rtol=RTOL, atol=0
+        )
+
+
+@pytest.fixture(scope="module")
+def iterative_run(fileset):
+    return run_processor(
+        fileset, DijetProcessor(), executor="iterative", chunksize=CHUNK, status=False
+    )
+
+
+def test_iterative_accounts_every_event(iterative_run):
+    r = iterative_run.report
+    assert r.datasets["qcd"]["events_total"] == N_EVENTS
+    assert r.datasets["wprime"]["events_total"] == 500
+    assert r.events_processed == r.events_total == N_EVENTS + 500
+    assert iterative_run.output["cutflow"]["qcd"]["all"] == N_EVENTS
+    # the selection keeps some but not all events
+    h = iterative_run.output["hists"]["mjj"]
+    assert 0 < h[{"dataset": "qcd", "region": "inclusive"}].values().sum() < N_EVENTS
+
+
+def test_futures_equals_iterative(fileset, iterative_run):
+    fut = run_processor(
+        fileset, DijetProcessor(), executor="futures", workers=2, chunksize=CHUNK, status=False
+    )
+    assert fut.report.to_dict()["datasets"] == iterative_run.report.to_dict()["datasets"]
+    assert fut.output["cutflow"] == iterative_run.output["cutflow"]
+    assert_same_hists(fut.output["hists"], iterative_run.output["hists"])
+
+
+def test_chunksize_does_not_change_results(fileset, iterative_run):
+    other = run_processor(
+        fileset, DijetProcessor(), executor="iterative", chunksize=1100, status=False
+    )
+    assert other.output["cutflow"] == iterative_run.output["cutflow"]
+    assert_same_hists(other.output["hists"], iterative_run.output["hists"])
+
+
+# --------------------------------------------------------------------------------------
+# resumability
+# --------------------------------------------------------------------------------------
+@dataclass
+class CrashingDijet(DijetProcessor):
+    """Dies (like an interrupted job) on the chunk starting at $ADC_TEST_CRASH_AT."""
+
+    def process(self, events):
+        if str(events.metadata["entrystart"]) == os.environ.get("ADC_TEST_CRASH_AT"):
+            raise KeyboardInterrupt("simulated interruption")
+        return super().process(events)
+
+
+def _n_chunks(run) -> int:
+    return len(run.output.get("_chunks", {})) or run.report.resumed_chunks
+
+
+def test_resume_skips_completed_chunks(fileset, iterative_run, tmp_path, monkeypatch):
+    ckpt = tmp_path / "ckpt"
+    qcd_only = {"qcd": fileset["qcd"]}
+    clean = run_processor(
+        qcd_only, DijetProcessor(), executor="iterative", chunksize=CHUNK, status=False
+    )
+    # interrupted on the 3rd chunk of the first file: 2 chunks checkpointed
+    monkeypatch.setenv("ADC_TEST_CRASH_AT", str(2 * 375))
+    with pytest.raises(KeyboardInterrupt):
+        run_processor(
+            qcd_only,
+            CrashingDijet(),
+            executor="iterative",
+            chunksize=CHUNK,
+            status=False,
+            checkpoint_dir=ckpt,
+        )
+    saved = sorted(p.name for p in ckpt.rglob("*.pkl"))
+    assert saved == ["0-375.pkl", "375-750.pkl"]
+    assert not list(ckpt.rglob("*.tmp"))
+
+    monkeypatch.delenv("ADC_TEST_CRASH_AT")
+    resumed = run_processor(
+        qcd_only,
+        CrashingDijet(),
+        executor="iterative",
+        chunksize=CHUNK,
+        status=False,
+        checkpoint_dir=ckpt,
+        keep_checkpoints=True,
+    )
+    assert resumed.report.resumed_chunks == 2
+    assert resumed.report.events_processed == resumed.report.events_total == N_EVENTS
+    assert resumed.output["cutflow"] == clean.output["cutflow"]
+    assert_same_hists(resumed.output["hists"], clean.output["hists"])
+
+    # a third run is served entirely from checkpoints, even if processing would crash
+    monkeypatch.setenv("ADC_TEST_CRASH_AT", "0")
+    again = run_processor(
+        qcd_only,
+        CrashingDijet(),
+        executor="iterative",
+        chunksize=CHUNK,
+        status=False,
+        checkpoint_dir=ckpt,
+    )
+    assert again.report.resumed_chunks == again.report.chunks_processed == 8
+    assert_same_hists(again.output["hists"], clean.output["hists"])
+    # a complete run without failures cleans up after itself ...
+    assert not list(ckpt.rglob("*.pkl"))
+    # ... and resume=False never reads old checkpoints
+    monkeypatch.setenv("ADC_TEST_CRASH_AT", "375")
+    with pytest.raises(KeyboardInterrupt):
+        run_processor(
+            qcd_only,
+            CrashingDijet(),
+            executor="iterative",
+            chunksize=CHUNK,
+            status=False,
+            checkpoint_dir=ckpt,
+        )
+    monkeypatch.setenv("ADC_TEST_CRASH_AT", "0")
+    with pytest.raises(KeyboardInterrupt):
+        run_processor(
+            qcd_only,
+            CrashingDijet(),
+            executor="iterative",
+            chunksize=CHUNK,
+            status=False,
+            checkpoint_dir=ckpt,
+            resume=False,
+        )
+    assert not list(ckpt.rglob("*.pkl"))
+
+
+def test_resume_redoes_only_failed_chunks(fileset, tmp_path):
+    """A file that failed to read is repaired; the rerun processes only its chunks."""
+    import shutil
+
+    good = fileset["qcd"][0]
+    path = tmp_path / "flaky.root"
+    shutil.copy(good, path)
+    with open(path, "r+b") as f:  # truncate: the tree opens, its baskets do not
+        f.truncate(30_000)
+    ckpt = tmp_path / "ckpt"
+    fs = {"qcd": [str(path), fileset["qcd"][1]]}
+    kw = dict(executor="iterative", chunksize=CHUNK, status=False, checkpoint_dir=ckpt)
+    first = run_processor(fs, DijetProcessor(), **kw)
+    n_bad = first.report.events_failed
+    assert n_bad == N_EVENTS // 2 and first.report.events_processed == N_EVENTS // 2
+    assert len(list(ckpt.rglob("*.pkl"))) == first.report.chunks_processed  # kept
+    shutil.copy(good, path)  # same file (same UUID), now complete
+    second = run_processor(fs, DijetProcessor(), **kw)
+    assert second.report.failures == ()
+    assert second.report.resumed_chunks == first.report.chunks_processed
+    assert second.report.events_processed == second.report.events_total == N_EVENTS
+    clean = run_processor(
+        {"qcd": fileset["qcd"]}, DijetProcessor(), **{**kw, "checkpoint_dir": None}
+    )
+    assert second.output["cutflow"] == clean.output["cutflow"]
+    assert_same_hists(second.output["hists"], clean.output["hists"])
+
+
+def test_checkpoints_are_keyed_by_processor_config(tmp_path):
+    from adcoffea.config import SelectionConfig
+
+    a = processor_fingerprint(AccountingProcessor(DijetProcessor()))
+    assert a == processor_fingerprint(DijetProcessor())
+    b = processor_fingerprint(DijetProcessor(selection=SelectionConfig(jet_pt_min=500.0)))
+    assert a != b
+
+
+# --------------------------------------------------------------------------------------
+# atomic outputs
+# --------------------------------------------------------------------------------------
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "results.json"
+    atomic_write_bytes(path, b'{"complete": true}')
+
+    def boom(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(path, b'{"trunc')
+    assert path.read_bytes() == b'{"complete": true}'
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_fileset_forms_and_errors(tmp_path):
+    fs = normalise_fileset({"a": ["x.root"], "b": {"files": {"y.root": "T"}, "treename": "E"}})
+    assert fs["a"]["files"] == {"x.root": "Events"}
+    assert fs["b"]["files"] == {"y.root": "T"}
+    with pytest.raises(ConfigError, match="cannot read fileset"):
+        normalise_fileset(tmp_path / "nope.json")
+    with pytest.raises(ConfigError, match="has no files"):
+        normalise_fileset({"a": []})
+    with pytest.raises(ConfigError, match="unknown executor"):
+        run_processor({"a": ["x.root"]}, DijetProcessor(), executor="spark")
+
+
+def test_cli_flags_reach_the_executor(fileset, tmp_path, capsys):
+    """``adcoffea run --executor iterative --chunksize --strict`` on a fileset config."""
+    import json
+
+    from adcoffea.cli import main
+
+    fs_path = tmp_path / "fileset.json"
+    fs_path.write_text(json.dumps({"qcd": fileset["qcd"] + [str(tmp_path / "gone.root")]}))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        f"name: t\nanalysis: dijet\noutput: {tmp_path / 'out'}\n"
+        f"datasets: {{fileset: {fs_path}}}\nexecutor: {{name: futures, chunksize: 5000}}\n"
+    )
+    rc = main(["run", str(cfg), "--executor", "iterative", "--chunksize", "700", "--no-statistics"])
+    assert rc == 0
+    report = json.loads(Path(tmp_path / "out" / "cutflow.json").read_text())["report"]
+    assert report["executor"] == "iterative" and report["chunksize"] == 700
+    assert report["events_processed"] == report["events_total"] == N_EVENTS
+    assert report["failures"][0]["path"].endswith("gone.root")
+    capsys.readouterr()
+    rc = main(["run", str(cfg), "--executor", "iterative", "--strict", "--no-statistics"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "gone.root: file does not exist" in err and "Traceback" not in err
+
+
+def test_copy_of_a_file_does_not_reuse_its_checkpoints(fileset, tmp_path):
+    """Copies share the ROOT file UUID; their chunks must still be processed separately."""
+    import shutil
+
+    copy = tmp_path / "copy.root"
+    shutil.copy(fileset["qcd"][0], copy)
+    fs = {"qcd": [fileset["qcd"][0], str(copy)]}
+    kw = dict(executor="iterative", chunksize=CHUNK, status=False, checkpoint_dir=tmp_path / "c")
+    first = run_processor(fs, DijetProcessor(), keep_checkpoints=True, **kw)
+    assert first.report.events_processed == N_EVENTS
+    assert first.output["cutflow"]["qcd"]["all"] == N_EVENTS
+    again = run_processor(fs, DijetProcessor(), **kw)
+    assert again.report.resumed_chunks == again.report.chunks_processed == 8
+    assert again.output["cutflow"] == first.output["cutflow"]

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammainc, gammaincc, gammaln, pdtr
+from scipy.special import gammainc, gammaincc, gammaln, ndtri_exp, pdtr
 
 #: p-values below this are recomputed in log space (gammainc is inaccurate in the
 #: subnormal range and returns exactly 0 below ~1e-308).
@@ -283,19 +283,20 @@ class PoissonTable:
         m = np.ceil(np.log2(np.maximum(length, 1))).astype(np.int64) + 1
         size = 2**m
         g_off = np.concatenate(([0], np.cumsum(size))).astype(np.int64)[:-1]
-        guide = np.empty(int(size.sum()), dtype=np.int64)
-        ulp = 2.0**-53
-        for i in range(lt.size):
-            a, n = int(tab_off[i]), int(length[i])
-            q = np.arange(int(size[i]), dtype=np.float64) / float(size[i])
-            f = cdf[a : a + n]
-            first = np.searchsorted(f, q, side="right")  # answer for u = j / M
-            last = np.searchsorted(f, q + (1.0 / size[i] - ulp), side="right")  # largest u
-            first = np.minimum(first, n - 1)
-            # pure cell: the count itself (>= 0); else -(1 + table index to start from)
-            guide[g_off[i] : g_off[i] + size[i]] = np.where(
-                first == np.minimum(last, n - 1), lo[i] + first, -(a + first) - 1
-            )
+        # c_k = ceil(F(k) M) (exact: M is a power of two). The answer for u = j / M is
+        # #{k: F(k) <= j / M} = #{k: c_k <= j}; cell j holds a CDF value (is impure) when
+        # some c_k = j + 1 (conservative for F(k) = (j + 1) / M exactly, which is harmless).
+        slot_off = g_off + np.arange(lt.size)  # M + 1 slots per bin
+        c = np.ceil(cdf * size[bin_of]).astype(np.int64)
+        cnt = np.bincount(slot_off[bin_of] + c, minlength=int(size.sum()) + lt.size)
+        below = np.cumsum(cnt) - np.repeat(np.concatenate(([0], np.cumsum(length)))[:-1], size + 1)
+        cell = np.arange(int(size.sum())) - np.repeat(g_off, size)
+        bin_cell = np.repeat(np.arange(lt.size), size)
+        slot = slot_off[bin_cell] + cell
+        first = np.minimum(below[slot], length[bin_cell] - 1)
+        impure = cnt[slot + 1] > 0
+        # pure cell: the count itself (>= 0); else -(1 + table index to start from)
+        guide = np.where(impure, -(tab_off[bin_cell] + first) - 1, lo[bin_cell] + first)
         if cdf.size >= 2**31 - 1 or (hi.size and hi.max() >= 2**31 - 1):
             self.guide = guide
         else:
@@ -491,61 +492,79 @@ def z_upper_sq(d: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 2.0 * h
 
 
+def _first_true(f, n: int, guess: np.ndarray, top: np.ndarray | None) -> np.ndarray:
+    """Smallest x >= 0 with f(idx, x) true, f monotone in x (f(-1) counts as false).
+
+    ``guess`` is a starting point (a close one saves evaluations); with ``top``, f(top) is
+    known to be true. Each step evaluates f once on all still-open entries.
+    """
+    x = np.maximum(guess, 0) if top is None else np.clip(guess, 0, top)
+    left = np.full(n, -2, dtype=np.int64)  # f(left) false (-1: sentinel), -2: unknown
+    hi = np.full(n, -1, dtype=np.int64)  # f(hi) true, -1: unknown
+    step = np.ones(n, dtype=np.int64)
+    idx = np.arange(n)
+    while idx.size:  # bracket by doubling steps away from the guess
+        r = f(idx, x[idx])
+        hi[idx[r]] = x[idx[r]]
+        left[idx[~r]] = x[idx[~r]]
+        up = left[idx] >= -1  # a false point is known: go up until true
+        down = hi[idx] >= 0
+        nxt = np.where(up, x[idx] + step[idx], x[idx] - step[idx])
+        if top is not None:
+            nxt = np.minimum(nxt, top[idx])
+        done = up & down
+        hit_bottom = ~up & (nxt < 0)
+        left[idx[hit_bottom]] = -1
+        done |= hit_bottom
+        x[idx] = nxt
+        step[idx] *= 2
+        idx = idx[~done]
+    while True:  # bisection: f(left) false, f(hi) true
+        idx = np.nonzero(hi - left > 1)[0]
+        if not idx.size:
+            return hi
+        mid = (left[idx] + hi[idx]) // 2
+        r = f(idx, mid)
+        hi[idx[r]] = mid[r]
+        left[idx[~r]] = mid[~r]
+
+
 def critical_counts(b: np.ndarray, t_obs: float, mode: str) -> np.ndarray:
     """Per window, the count from which the local p reaches exp(-t_obs).
 
     excess: smallest integer D with -log p(D, b) >= t_obs (p as in :func:`log_pvalues`);
     deficit: largest such D. A toy has t >= t_obs exactly when one of its window counts
     reaches its critical count, so the global p-value needs only integer comparisons.
-    Windows that can never reach it get +/- 2**62.
+    Windows that can never reach it get +/- 2**62. The search starts from a normal
+    approximation with skewness correction and brackets/bisects with exact p-values, so
+    the answer is exact and costs a handful of vectorised evaluations.
     """
     b = np.asarray(b, dtype=np.float64)
     never = np.int64(2**62) if mode == "excess" else np.int64(-(2**62))
     out = np.full(b.shape, never, dtype=np.int64)
-
-    def reach(d: np.ndarray, bb: np.ndarray) -> np.ndarray:
-        return -log_pvalues(d.astype(np.float64), bb, mode)[1] >= t_obs
-
+    z = float(-ndtri_exp(-t_obs)) if t_obs > 0 else -np.inf
+    z = max(z, 0.0)
+    sel = np.nonzero(b > 0)[0]
+    bb = b[sel]
+    skew = (z * z - 1.0) / 6.0
     if mode == "excess":
-        sel = np.nonzero(b > 0)[0]
-        lo = np.floor(b[sel]).astype(np.int64) + 1  # first count above b
-        bb = b[sel]
-        step = np.maximum(1, np.ceil(np.sqrt(bb))).astype(np.int64)
-        hi = lo.copy()
-        ok = reach(hi, bb)
-        while not ok.all():  # exponential search for a count that reaches
-            idx = ~ok
-            hi[idx] = hi[idx] + step[idx]
-            step[idx] *= 2
-            ok[idx] = reach(hi[idx], bb[idx])
-        # bisection: reach(hi) true, answer in (lo - 1, hi]
-        left = lo - 1
-        while True:
-            act = hi - left > 1
-            if not act.any():
-                break
-            mid = (left + hi) // 2
-            r = np.ones_like(act)
-            r[act] = reach(mid[act], bb[act])
-            hi = np.where(act & r, mid, hi)
-            left = np.where(act & ~r, mid, left)
-        out[sel] = hi
+        lo = np.floor(bb).astype(np.int64) + 1  # first count above b
+
+        def f(i: np.ndarray, x: np.ndarray) -> np.ndarray:
+            d = (lo[i] + x).astype(np.float64)
+            return -log_pvalues(d, bb[i], mode)[1] >= t_obs
+
+        guess = np.floor(bb + z * np.sqrt(bb) + skew + 0.5).astype(np.int64) - lo
+        out[sel] = lo + _first_true(f, sel.size, guess, None)
     else:
-        sel = np.nonzero(b > 0)[0]
-        bb = b[sel]
         top = np.ceil(bb).astype(np.int64) - 1  # last count below b
-        can = reach(np.zeros_like(top), bb) & (top >= 0)
+        can = (-log_pvalues(np.zeros_like(bb), bb, mode)[1] >= t_obs) & (top >= 0)
         sel, bb, top = sel[can], bb[can], top[can]
-        lo = np.zeros_like(top)  # reach(lo) true
-        right = top + 1  # answer in [lo, right)
-        while True:
-            act = right - lo > 1
-            if not act.any():
-                break
-            mid = (lo + right) // 2
-            r = np.zeros_like(act)
-            r[act] = reach(mid[act], bb[act])
-            lo = np.where(act & r, mid, lo)
-            right = np.where(act & ~r, mid, right)
-        out[sel] = lo
+
+        def f(i: np.ndarray, x: np.ndarray) -> np.ndarray:  # x = top - D
+            d = (top[i] - x).astype(np.float64)
+            return -log_pvalues(d, bb[i], mode)[1] >= t_obs
+
+        guess = top - np.ceil(bb - z * np.sqrt(bb) + skew - 0.5).astype(np.int64)
+        out[sel] = top - _first_true(f, sel.size, guess, top)
     return out

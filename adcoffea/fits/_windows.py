@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import gammainc, gammaincc, gammaln, ndtri_exp, pdtr
@@ -196,6 +197,7 @@ class CritCounter1D:
         self.groups: list[tuple[int, slice, np.ndarray]] = []
         self.max_width = 0
         self.crit_max = 0
+        self._by_width: dict[Any, dict[int, tuple[Any, np.ndarray]]] = {}
         for w in np.unique(win.wx[reach]):
             sel = reach & (win.wx == w)
             x0 = win.x0[sel]
@@ -217,11 +219,14 @@ class CritCounter1D:
         if not self.groups:
             return 0
         counts = np.asarray(counts)
-        big = self.crit_max >= 2**30 or int(counts.sum(axis=0).max(initial=0)) >= 2**30
+        # window sums are at most max_width * max count: int32 unless that could overflow
+        big = self.crit_max >= 2**30 or self.max_width * int(counts.max(initial=0)) >= 2**30
         dt = np.int64 if big else np.int32
         c = counts.astype(dt, copy=False)
-        crits = {w: rows_c.astype(dt) for w, _, rows_c in self.groups}
-        by_width = {w: (rows, crits[w]) for w, rows, _ in self.groups}
+        by_width = self._by_width.get(dt)
+        if by_width is None:
+            by_width = {w: (rows, cc.astype(dt)) for w, rows, cc in self.groups}
+            self._by_width[dt] = by_width
         best = np.full(c.shape[1], -1, dtype=dt)
         run = c
         for w in range(1, self.max_width + 1):
@@ -241,6 +246,8 @@ class CritCounter1D:
 
 #: Bins with a larger mean are drawn with ``Generator.poisson`` (tables would be too long).
 _LAM_TABLE_MAX = 2.0**22
+#: guide cells M = 2**(ceil(log2 L) + this) for a table of L entries.
+_GUIDE_EXTRA_BITS = 2
 
 
 class PoissonTable:
@@ -280,7 +287,7 @@ class PoissonTable:
         cdf[tab_off + length - 1] = 1.0
         self.cdf = cdf
         # M in [2L, 4L): few cells hold a CDF value, so few draws need the float search
-        m = np.ceil(np.log2(np.maximum(length, 1))).astype(np.int64) + 1
+        m = np.ceil(np.log2(np.maximum(length, 1))).astype(np.int64) + _GUIDE_EXTRA_BITS
         size = 2**m
         g_off = np.concatenate(([0], np.cumsum(size))).astype(np.int64)[:-1]
         # c_k = ceil(F(k) M) (exact: M is a power of two). The answer for u = j / M is

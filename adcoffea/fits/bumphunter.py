@@ -8,8 +8,10 @@ t = -ln(min local p) is at least the observed one.
 Same answers as pyBumpHunter 0.5.1 (same windows, same local p-values, same tie-breaking,
 same t for the same toys), two to three orders of magnitude faster:
 
-* window sums for all windows and a whole chunk of toys at once (prefix sums in 1D,
-  summed-area tables in 2D);
+* toys from an exact table inverse-CDF Poisson sampler (several times faster than
+  ``Generator.poisson``; see :class:`~adcoffea.fits._windows.PoissonTable`);
+* window sums for all windows and a whole chunk of toys at once (bins-first running sums
+  in 1D, summed-area tables in 2D);
 * for each toy the special function (gammainc) is evaluated only on the few windows that can
   still hold the toy's minimum p-value. A window is skipped when a rigorous upper bound on its
   local Z, sqrt(2 (D ln(D/B) + B - D)) (Short 2013), is below the exact Z of the toy's most
@@ -599,7 +601,12 @@ def bumphunt(
         sideband_toys: with ``sideband``, draw toys from the background scaled to the data
             total ('normalised', default) or from the raw background ('raw', pyBumpHunter).
         n_toys: number of background-only Poisson toys (0: no global p-value).
-        seed: seed of ``numpy.random.default_rng`` for the toys.
+        seed: seed of ``numpy.random.default_rng`` for the toys. Toys are drawn by exact
+            inverse-CDF sampling from tabulated Poisson CDFs (guide tables on the PCG64
+            stream, :class:`adcoffea.fits._windows.PoissonTable`), cached per background;
+            the same seed gives the same toys with and without ``keep_toy_t``, but different
+            toys (and global p within its statistical error) than adcoffea versions that
+            used ``Generator.poisson``.
         toys: explicit toys, shape (T, *data.shape), e.g. :func:`pybumphunter_toys`.
         bkg_uncertainty: relative background uncertainty (float, fully correlated in a
             window) or per-bin absolute uncertainties (array, added in quadrature); folded

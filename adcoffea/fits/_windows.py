@@ -10,10 +10,12 @@ the order of pyBumpHunter 0.5.1 (1D and 2D), so ties resolve to the same bump.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from scipy.special import gammainc, gammaincc, gammaln
+from scipy.special import gammainc, gammaincc, gammaln, ndtri_exp, pdtr
 
 #: p-values below this are recomputed in log space (gammainc is inaccurate in the
 #: subnormal range and returns exactly 0 below ~1e-308).
@@ -175,6 +177,212 @@ class WindowSummer:
         return hit
 
 
+class CritCounter1D:
+    """Counts 1D toys in which some window reaches its critical count.
+
+    Works on toys laid out bins-first, shape (n_bins, T), so that every step is a whole-row
+    vector operation over toys: the sums of all windows of width w are
+    ``W_w = W_{w-1}[:-1] + counts[w-1:]`` (one add per width, no prefix-sum cumsum, which is
+    slow along either axis in numpy), and a toy is hit when
+    ``max over windows of (W - crit) >= 0`` (excess) or ``max (crit - W) >= 0`` (deficit).
+    Windows that can never reach (critical count +/- 2**62) are left out.
+    """
+
+    def __init__(self, win: Windows, crit: np.ndarray, mode: str) -> None:
+        if mode not in ("excess", "deficit"):  # pragma: no cover - validated by the caller
+            raise ValueError(mode)
+        self.mode = mode
+        self.n_bins = int(win.shape[0])
+        reach = np.abs(crit) < 2**61
+        self.groups: list[tuple[int, slice, np.ndarray]] = []
+        self.max_width = 0
+        self.crit_max = 0
+        self._by_width: dict[Any, dict[int, tuple[Any, np.ndarray]]] = {}
+        for w in np.unique(win.wx[reach]):
+            sel = reach & (win.wx == w)
+            x0 = win.x0[sel]
+            c = crit[sel]
+            # positions of one width form a regular grid unless windows were left out
+            d = np.diff(x0)
+            if x0.size > 1 and np.all(d == d[0]):
+                rows: slice | np.ndarray = slice(int(x0[0]), int(x0[-1]) + 1, int(d[0]))
+            elif x0.size == 1:
+                rows = slice(int(x0[0]), int(x0[0]) + 1)
+            else:
+                rows = x0
+            self.groups.append((int(w), rows, c[:, None]))
+            self.max_width = max(self.max_width, int(w))
+            self.crit_max = max(self.crit_max, int(np.abs(c).max()))
+
+    def count(self, counts: np.ndarray) -> int:
+        """Number of toys (columns of ``counts``, shape (n_bins, T)) that reach."""
+        if not self.groups:
+            return 0
+        counts = np.asarray(counts)
+        # window sums are at most max_width * max count: int32 unless that could overflow
+        big = self.crit_max >= 2**30 or self.max_width * int(counts.max(initial=0)) >= 2**30
+        dt = np.int64 if big else np.int32
+        c = counts.astype(dt, copy=False)
+        by_width = self._by_width.get(dt)
+        if by_width is None:
+            by_width = {w: (rows, cc.astype(dt)) for w, rows, cc in self.groups}
+            self._by_width[dt] = by_width
+        best = np.full(c.shape[1], -1, dtype=dt)
+        run = c
+        for w in range(1, self.max_width + 1):
+            if w > 1:
+                run = run[:-1] + c[w - 1 :]
+            if w not in by_width:
+                continue
+            rows, cc = by_width[w]
+            m = run[rows] - cc if self.mode == "excess" else cc - run[rows]
+            np.maximum(best, m.max(axis=0), out=best)
+        return int(np.count_nonzero(best >= 0))
+
+
+# ----------------------------------------------------------------------------------------
+# Exact Poisson sampling by table inverse CDF
+# ----------------------------------------------------------------------------------------
+
+#: Bins with a larger mean are drawn with ``Generator.poisson`` (tables would be too long).
+_LAM_TABLE_MAX = 2.0**22
+#: guide cells M = 2**(ceil(log2 L) + this) for a table of L entries.
+_GUIDE_EXTRA_BITS = 2
+
+
+class PoissonTable:
+    """Exact inverse-CDF Poisson sampler for a fixed vector of means.
+
+    Per bin the Poisson CDF F(k) = ``pdtr(k, lam)`` is tabulated for k in
+    [lam - 9 sqrt(lam) - 10, lam + 10 sqrt(lam) + 20] (mass outside < 1e-18, below the
+    2**-53 resolution of float64 uniforms; the last entry is set to exactly 1). A count is the
+    first k with F(k) > u, u = (r >> 11) * 2**-53 for a raw 64-bit output r of the bit
+    generator (the uniform ``Generator.random`` would give). It is found with a guide table
+    (Chen & Asau 1974) of M = 2**m cells: cell j = r >> (64 - m) = floor(u M) exactly. Cells
+    holding no CDF value give the count directly (most draws: no float work at all); in the
+    others the search starts at the first k with F(k) > j / M and steps up while F(k) <= u
+    (bisection for the rare long steps in the tails). So the result is the exact inverse
+    transform of u: no approximation beyond the double-precision CDF. Bins with mean above
+    2**22 use ``Generator.poisson``.
+    """
+
+    def __init__(self, lam: np.ndarray) -> None:
+        lam = np.asarray(lam, dtype=np.float64).ravel()
+        self.lam = lam
+        self.n_bins = lam.size
+        self.dtype = np.int64 if lam.size and lam.max() > 1e9 else np.int32
+        self.fallback = np.nonzero(lam > _LAM_TABLE_MAX)[0]
+        self.tabled = np.nonzero(lam <= _LAM_TABLE_MAX)[0]
+        lt = lam[self.tabled]
+        sd = np.sqrt(lt)
+        # Poisson mass below lo / above hi is < 1e-18 for every mean (checked in the tests)
+        lo = np.maximum(0, np.floor(lt - 9.0 * sd - 10.0)).astype(np.int64)
+        hi = np.ceil(lt + 10.0 * sd + 20.0).astype(np.int64)
+        hi[lt == 0] = 0
+        length = hi - lo + 1
+        tab_off = np.concatenate(([0], np.cumsum(length))).astype(np.int64)[:-1]
+        bin_of = np.repeat(np.arange(lt.size), length)
+        k = (np.arange(length.sum()) - np.repeat(tab_off, length) + lo[bin_of]).astype(np.float64)
+        cdf = pdtr(k, lt[bin_of])
+        cdf[tab_off + length - 1] = 1.0
+        self.cdf = cdf
+        # M in [2L, 4L): few cells hold a CDF value, so few draws need the float search
+        m = np.ceil(np.log2(np.maximum(length, 1))).astype(np.int64) + _GUIDE_EXTRA_BITS
+        size = 2**m
+        g_off = np.concatenate(([0], np.cumsum(size))).astype(np.int64)[:-1]
+        # c_k = ceil(F(k) M) (exact: M is a power of two). The answer for u = j / M is
+        # #{k: F(k) <= j / M} = #{k: c_k <= j}; cell j holds a CDF value (is impure) when
+        # some c_k = j + 1 (conservative for F(k) = (j + 1) / M exactly, which is harmless).
+        slot_off = g_off + np.arange(lt.size)  # M + 1 slots per bin
+        c = np.ceil(cdf * size[bin_of]).astype(np.int64)
+        cnt = np.bincount(slot_off[bin_of] + c, minlength=int(size.sum()) + lt.size)
+        below = np.cumsum(cnt) - np.repeat(np.concatenate(([0], np.cumsum(length)))[:-1], size + 1)
+        cell = np.arange(int(size.sum())) - np.repeat(g_off, size)
+        bin_cell = np.repeat(np.arange(lt.size), size)
+        slot = slot_off[bin_cell] + cell
+        first = np.minimum(below[slot], length[bin_cell] - 1)
+        impure = cnt[slot + 1] > 0
+        # pure cell: the count itself (>= 0); else -(1 + table index to start from)
+        guide = np.where(impure, -(tab_off[bin_cell] + first) - 1, lo[bin_cell] + first)
+        if cdf.size >= 2**31 - 1 or (hi.size and hi.max() >= 2**31 - 1):
+            self.guide = guide
+        else:
+            self.guide = guide.astype(np.int32)
+        self.shift = (64 - m).astype(np.uint64)[:, None]
+        self.g_off = g_off[:, None]
+        self.base = tab_off - lo
+        self.last = tab_off + length - 1
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` toys of all bins, shape (n_bins, n), bins-first (draws bin-major)."""
+        n = int(n)
+        nt = self.tabled.size
+        if nt:
+            raw = rng.bit_generator.random_raw(nt * n).reshape(nt, n)
+            j = (raw >> self.shift).view(np.int64)
+            j += self.g_off
+            g = self.guide[j]
+            gf = g.ravel()
+            idx = np.flatnonzero(gf < 0)
+            if idx.size:
+                gf[idx] = self._search(idx, -gf[idx].astype(np.int64) - 1, raw.ravel()[idx], n)
+            if nt == self.n_bins:
+                return g if g.dtype == self.dtype else g.astype(self.dtype)
+        out = np.empty((self.n_bins, n), dtype=self.dtype)
+        if nt:
+            out[self.tabled] = g
+        if self.fallback.size:
+            out[self.fallback] = rng.poisson(
+                self.lam[self.fallback][:, None], (self.fallback.size, n)
+            )
+        return out
+
+    def _search(self, idx: np.ndarray, k: np.ndarray, raw: np.ndarray, n: int) -> np.ndarray:
+        """Counts for draws in impure cells: first table index k with F(k) > u, from below."""
+        u = (raw >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        cdf = self.cdf
+        pos = np.arange(idx.size)
+        for _ in range(3):  # most answers are within a step or two
+            pos = pos[cdf[k[pos]] <= u[pos]]
+            if not pos.size:
+                break
+            k[pos] += 1
+        else:
+            pos = pos[cdf[k[pos]] <= u[pos]]
+        if pos.size:
+            # long steps (a cell spanning a flat tail of F): bisect, keeping F(a) <= u < F(b);
+            # the bin's last entry has F = 1 > u
+            a, b, uu = k[pos], self.last[idx[pos] // n], u[pos]
+            while True:
+                act = b - a > 1
+                if not act.any():
+                    break
+                mid = (a + b) // 2
+                le = act & (cdf[mid] <= uu)
+                a = np.where(le, mid, a)
+                b = np.where(act & ~le, mid, b)
+            k[pos] = b
+        return k - self.base[idx // n]
+
+
+_TABLES: OrderedDict[bytes, PoissonTable] = OrderedDict()
+
+
+def poisson_table(lam: np.ndarray) -> PoissonTable:
+    """Cached :class:`PoissonTable` for ``lam`` (repeated scans of one background reuse it)."""
+    lam = np.ascontiguousarray(lam, dtype=np.float64).ravel()
+    key = lam.tobytes()
+    tab = _TABLES.get(key)
+    if tab is None:
+        tab = PoissonTable(lam)
+        _TABLES[key] = tab
+        if len(_TABLES) > 8:
+            _TABLES.popitem(last=False)
+    else:
+        _TABLES.move_to_end(key)
+    return tab
+
+
 # ----------------------------------------------------------------------------------------
 # Poisson tail probabilities
 # ----------------------------------------------------------------------------------------
@@ -291,61 +499,79 @@ def z_upper_sq(d: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 2.0 * h
 
 
+def _first_true(f, n: int, guess: np.ndarray, top: np.ndarray | None) -> np.ndarray:
+    """Smallest x >= 0 with f(idx, x) true, f monotone in x (f(-1) counts as false).
+
+    ``guess`` is a starting point (a close one saves evaluations); with ``top``, f(top) is
+    known to be true. Each step evaluates f once on all still-open entries.
+    """
+    x = np.maximum(guess, 0) if top is None else np.clip(guess, 0, top)
+    left = np.full(n, -2, dtype=np.int64)  # f(left) false (-1: sentinel), -2: unknown
+    hi = np.full(n, -1, dtype=np.int64)  # f(hi) true, -1: unknown
+    step = np.ones(n, dtype=np.int64)
+    idx = np.arange(n)
+    while idx.size:  # bracket by doubling steps away from the guess
+        r = f(idx, x[idx])
+        hi[idx[r]] = x[idx[r]]
+        left[idx[~r]] = x[idx[~r]]
+        up = left[idx] >= -1  # a false point is known: go up until true
+        down = hi[idx] >= 0
+        nxt = np.where(up, x[idx] + step[idx], x[idx] - step[idx])
+        if top is not None:
+            nxt = np.minimum(nxt, top[idx])
+        done = up & down
+        hit_bottom = ~up & (nxt < 0)
+        left[idx[hit_bottom]] = -1
+        done |= hit_bottom
+        x[idx] = nxt
+        step[idx] *= 2
+        idx = idx[~done]
+    while True:  # bisection: f(left) false, f(hi) true
+        idx = np.nonzero(hi - left > 1)[0]
+        if not idx.size:
+            return hi
+        mid = (left[idx] + hi[idx]) // 2
+        r = f(idx, mid)
+        hi[idx[r]] = mid[r]
+        left[idx[~r]] = mid[~r]
+
+
 def critical_counts(b: np.ndarray, t_obs: float, mode: str) -> np.ndarray:
     """Per window, the count from which the local p reaches exp(-t_obs).
 
     excess: smallest integer D with -log p(D, b) >= t_obs (p as in :func:`log_pvalues`);
     deficit: largest such D. A toy has t >= t_obs exactly when one of its window counts
     reaches its critical count, so the global p-value needs only integer comparisons.
-    Windows that can never reach it get +/- 2**62.
+    Windows that can never reach it get +/- 2**62. The search starts from a normal
+    approximation with skewness correction and brackets/bisects with exact p-values, so
+    the answer is exact and costs a handful of vectorised evaluations.
     """
     b = np.asarray(b, dtype=np.float64)
     never = np.int64(2**62) if mode == "excess" else np.int64(-(2**62))
     out = np.full(b.shape, never, dtype=np.int64)
-
-    def reach(d: np.ndarray, bb: np.ndarray) -> np.ndarray:
-        return -log_pvalues(d.astype(np.float64), bb, mode)[1] >= t_obs
-
+    z = float(-ndtri_exp(-t_obs)) if t_obs > 0 else -np.inf
+    z = max(z, 0.0)
+    sel = np.nonzero(b > 0)[0]
+    bb = b[sel]
+    skew = (z * z - 1.0) / 6.0
     if mode == "excess":
-        sel = np.nonzero(b > 0)[0]
-        lo = np.floor(b[sel]).astype(np.int64) + 1  # first count above b
-        bb = b[sel]
-        step = np.maximum(1, np.ceil(np.sqrt(bb))).astype(np.int64)
-        hi = lo.copy()
-        ok = reach(hi, bb)
-        while not ok.all():  # exponential search for a count that reaches
-            idx = ~ok
-            hi[idx] = hi[idx] + step[idx]
-            step[idx] *= 2
-            ok[idx] = reach(hi[idx], bb[idx])
-        # bisection: reach(hi) true, answer in (lo - 1, hi]
-        left = lo - 1
-        while True:
-            act = hi - left > 1
-            if not act.any():
-                break
-            mid = (left + hi) // 2
-            r = np.ones_like(act)
-            r[act] = reach(mid[act], bb[act])
-            hi = np.where(act & r, mid, hi)
-            left = np.where(act & ~r, mid, left)
-        out[sel] = hi
+        lo = np.floor(bb).astype(np.int64) + 1  # first count above b
+
+        def f(i: np.ndarray, x: np.ndarray) -> np.ndarray:
+            d = (lo[i] + x).astype(np.float64)
+            return -log_pvalues(d, bb[i], mode)[1] >= t_obs
+
+        guess = np.floor(bb + z * np.sqrt(bb) + skew + 0.5).astype(np.int64) - lo
+        out[sel] = lo + _first_true(f, sel.size, guess, None)
     else:
-        sel = np.nonzero(b > 0)[0]
-        bb = b[sel]
         top = np.ceil(bb).astype(np.int64) - 1  # last count below b
-        can = reach(np.zeros_like(top), bb) & (top >= 0)
+        can = (-log_pvalues(np.zeros_like(bb), bb, mode)[1] >= t_obs) & (top >= 0)
         sel, bb, top = sel[can], bb[can], top[can]
-        lo = np.zeros_like(top)  # reach(lo) true
-        right = top + 1  # answer in [lo, right)
-        while True:
-            act = right - lo > 1
-            if not act.any():
-                break
-            mid = (lo + right) // 2
-            r = np.zeros_like(act)
-            r[act] = reach(mid[act], bb[act])
-            lo = np.where(act & r, mid, lo)
-            right = np.where(act & ~r, mid, right)
-        out[sel] = lo
+
+        def f(i: np.ndarray, x: np.ndarray) -> np.ndarray:  # x = top - D
+            d = (top[i] - x).astype(np.float64)
+            return -log_pvalues(d, bb[i], mode)[1] >= t_obs
+
+        guess = top - np.ceil(bb - z * np.sqrt(bb) + skew - 0.5).astype(np.int64)
+        out[sel] = top - _first_true(f, sel.size, guess, top)
     return out

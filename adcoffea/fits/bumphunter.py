@@ -8,8 +8,10 @@ t = -ln(min local p) is at least the observed one.
 Same answers as pyBumpHunter 0.5.1 (same windows, same local p-values, same tie-breaking,
 same t for the same toys), two to three orders of magnitude faster:
 
-* window sums for all windows and a whole chunk of toys at once (prefix sums in 1D,
-  summed-area tables in 2D);
+* toys from an exact table inverse-CDF Poisson sampler (several times faster than
+  ``Generator.poisson``; see :class:`~adcoffea.fits._windows.PoissonTable`);
+* window sums for all windows and a whole chunk of toys at once (bins-first running sums
+  in 1D, summed-area tables in 2D);
 * for each toy the special function (gammainc) is evaluated only on the few windows that can
   still hold the toy's minimum p-value. A window is skipped when a rigorous upper bound on its
   local Z, sqrt(2 (D ln(D/B) + B - D)) (Short 2013), is below the exact Z of the toy's most
@@ -53,11 +55,13 @@ from scipy.stats import norm
 
 from adcoffea.errors import AdcoffeaError, ConfigError
 from adcoffea.fits._windows import (
+    CritCounter1D,
     Windows,
     WindowSummer,
     critical_counts,
     enumerate_windows,
     log_pvalues,
+    poisson_table,
     window_sums_direct,
     z_upper_sq,
 )
@@ -76,6 +80,8 @@ __all__ = [
 
 #: (toy x window) pairs handled per chunk: bounds memory to a few hundred MB.
 _PAIRS_PER_CHUNK = 2_000_000
+#: uniforms per sampler call (8 bytes each): keeps one chunk of toys in cache.
+_UNIFORMS_PER_DRAW = 131_072
 
 
 class BumpHunterError(AdcoffeaError, ValueError):
@@ -433,14 +439,33 @@ def _toy_t(setup: _Setup, toys: np.ndarray, summer: WindowSummer) -> np.ndarray:
     return -tmin
 
 
-def _draw_toys(
-    lam: np.ndarray, n: int, rng: np.random.Generator, chunk: int
-) -> Any:  # generator of (T, nx, ny) int arrays
+def _draw_chunk(n_bins: int) -> int:
+    """Toys per sampler call: ~1 MB of uniforms (cache-sized), fixed by the bin count only,
+    so that the toy stream for a seed does not depend on the windows or on ``keep_toy_t``."""
+    return max(16, _UNIFORMS_PER_DRAW // max(1, n_bins))
+
+
+def _draw_toys(lam: np.ndarray, n: int, rng: np.random.Generator) -> Any:
+    """Background-only toys, bins first: yields int arrays of shape (lam.size, m), sum m = n.
+
+    Exact inverse-CDF sampling (:class:`~adcoffea.fits._windows.PoissonTable`), tables cached
+    per background.
+    """
+    table = poisson_table(lam)
+    step = _draw_chunk(table.n_bins)
     done = 0
     while done < n:
-        m = min(chunk, n - done)
-        yield rng.poisson(lam, size=(m, *lam.shape))
+        m = min(step, n - done)
+        yield table.draw(rng, m)
         done += m
+
+
+def _batches(toys_first: Any, shape: tuple[int, int], chunk: int) -> Any:
+    """Re-chunk bins-first toy arrays into (T, nx, ny) batches of at most ``chunk`` toys."""
+    for bt in toys_first:
+        full = np.ascontiguousarray(bt.T).reshape(bt.shape[1], *shape)
+        for i in range(0, full.shape[0], chunk):
+            yield full[i : i + chunk]
 
 
 def pybumphunter_toys(background: Any, n_toys: int, seed: int | None) -> np.ndarray:
@@ -576,7 +601,12 @@ def bumphunt(
         sideband_toys: with ``sideband``, draw toys from the background scaled to the data
             total ('normalised', default) or from the raw background ('raw', pyBumpHunter).
         n_toys: number of background-only Poisson toys (0: no global p-value).
-        seed: seed of ``numpy.random.default_rng`` for the toys.
+        seed: seed of ``numpy.random.default_rng`` for the toys. Toys are drawn by exact
+            inverse-CDF sampling from tabulated Poisson CDFs (guide tables on the PCG64
+            stream, :class:`adcoffea.fits._windows.PoissonTable`), cached per background;
+            the same seed gives the same toys with and without ``keep_toy_t``, but different
+            toys (and global p within its statistical error) than adcoffea versions that
+            used ``Generator.poisson``.
         toys: explicit toys, shape (T, *data.shape), e.g. :func:`pybumphunter_toys`.
         bkg_uncertainty: relative background uncertainty (float, fully correlated in a
             window) or per-bin absolute uncertainties (array, added in quadrature); folded
@@ -650,10 +680,13 @@ def bumphunt(
     local_z = float(-ndtri_exp(logp[k])) if p[k] < 1.0 else 0.0
 
     # ---- toys
-    summer = WindowSummer(setup.windows)
     chunk = max(1, _PAIRS_PER_CHUNK // setup.windows.size)
     ox, oy = setup.offset
     nx, ny = setup.region_shape
+    exact_t = keep_toy_t or setup.sideband or setup.var_win is not None
+    # 1D critical-count path: bins-first toys, no summed-area tables
+    fast_1d = nd == 1 and not exact_t
+    summer = None if fast_1d else WindowSummer(setup.windows)
     if toys is not None:
         toys = np.asarray(toys)
         if toys.shape[1:] != setup.full_shape:
@@ -664,15 +697,20 @@ def bumphunt(
         if nd == 1:
             toys = toys[:, :, None]
         region = toys[:, ox : ox + nx, oy : oy + ny]
-        batches = (region[i : i + chunk] for i in range(0, region.shape[0], chunk))
         n_total = region.shape[0]
+        if fast_1d:
+            step = _draw_chunk(nx)
+            first = (region[i : i + step, :, 0].T for i in range(0, n_total, step))
+        else:
+            batches = (region[i : i + chunk] for i in range(0, n_total, chunk))
     else:
         lam = setup.bkg
         if setup.sideband and sideband_toys == "normalised" and setup.bkg_total > 0:
             lam = lam * (d_total / setup.bkg_total)
         n_total = int(n_toys)
-        batches = _draw_toys(lam, n_total, np.random.default_rng(seed), chunk)
-    exact_t = keep_toy_t or setup.sideband or setup.var_win is not None
+        first = _draw_toys(lam, n_total, np.random.default_rng(seed))
+        if not fast_1d:
+            batches = _batches(first, (nx, ny), chunk)
     t_toys = np.zeros(0)
     n_done = 0
     if exact_t:
@@ -680,6 +718,13 @@ def bumphunt(
         t_toys = np.concatenate(t_parts) if t_parts else np.zeros(0)
         n_done = t_toys.size
         above_count = int(np.count_nonzero(t_toys >= t_obs))
+    elif fast_1d:
+        crit = critical_counts(setup.bkg_win, t_obs, setup.mode)
+        counter = CritCounter1D(setup.windows, crit, mode)
+        above_count = 0
+        for bt in first:
+            above_count += counter.count(bt)
+            n_done += bt.shape[1]
     else:
         crit = critical_counts(setup.bkg_win, t_obs, setup.mode)
         above_count = 0

@@ -285,3 +285,47 @@ def test_injection_study_recovers_signal():
         b2, s2, strengths=[0.0, 2.0], n_toys=300, n_inject=30, width_min=1, width_max=3, seed=3
     )
     assert out2.median_z[1] > out2.median_z[0] + 1
+
+
+def test_table_sampler_is_exact_inverse_cdf():
+    from scipy.special import pdtr
+
+    from adcoffea.fits._windows import PoissonTable
+
+    lam = np.array([0.0, 1e-3, 0.7, 3.0, 25.5, 400.0, 15394.0, 3e5, 5e6])
+    tab = PoissonTable(lam)
+    n = 20000
+    toys = tab.draw(np.random.default_rng(5), n)
+    # the same uniforms Generator.random gives, inverted by brute force on the exact CDF
+    u = np.random.default_rng(5).random((tab.tabled.size, n))
+    for row, i in enumerate(tab.tabled):
+        ks = np.arange(
+            max(0, int(lam[i] - 12 * np.sqrt(lam[i]) - 30)), int(lam[i] + 12 * np.sqrt(lam[i]) + 40)
+        )
+        f = pdtr(ks, lam[i])
+        ref = ks[np.minimum(np.searchsorted(f, u[row], side="right"), ks.size - 1)]
+        assert np.array_equal(toys[i], ref)
+    # the tables cover all but < 1e-18 of the mass
+    sd = np.sqrt(lam[lam > 0])
+    lo = np.maximum(0, np.floor(lam[lam > 0] - 9 * sd - 10))
+    hi = np.ceil(lam[lam > 0] + 10 * sd + 20)
+    assert np.all(np.where(lo > 0, pdtr(lo - 1, lam[lam > 0]), 0.0) < 1e-18)
+    assert np.all(stats.poisson.sf(hi, lam[lam > 0]) < 1e-18)
+
+
+@pytest.mark.parametrize("mode", ["excess", "deficit"])
+def test_critical_counts_brute_force(mode):
+    from adcoffea.fits._windows import critical_counts
+
+    rng = np.random.default_rng(11)
+    b = np.concatenate([rng.exponential(30.0, 40), [0.0, 0.2]])
+    for t_obs in (0.3, 3.0, 9.0, 40.0):
+        crit = critical_counts(b, t_obs, mode)
+        d = np.arange(0, 400)[:, None]
+        reach = -log_pvalues(d, b[None, :], mode)[1] >= t_obs
+        for i in range(b.size):
+            hits = np.nonzero(reach[:, i])[0]
+            if mode == "excess":
+                assert crit[i] == (hits[0] if hits.size else 2**62)
+            else:
+                assert crit[i] == (hits[-1] if hits.size else -(2**62))

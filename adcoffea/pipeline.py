@@ -385,43 +385,81 @@ __all__ = ["RunResult", "data_datasets", "ensure_synthetic", "make_processor", "
 # `adcoffea process`: a processor over a user fileset, no config file needed
 # --------------------------------------------------------------------------------------
 def process_arguments(parser) -> None:
+    from adcoffea.execution import add_executor_arguments
+
     parser.add_argument(
-        "fileset", type=Path, help="coffea fileset JSON {dataset: {files: {path: tree}}}"
+        "fileset",
+        type=Path,
+        help="fileset JSON: {dataset: [files]} or coffea's {dataset: {files: ...}}",
     )
     parser.add_argument("--analysis", choices=["dijet", "semivisible", "yxh"], default="dijet")
-    parser.add_argument("--bundle", type=Path, help="model bundle directory for the anomaly score")
+    parser.add_argument(
+        "--config", type=Path, help="analysis YAML whose selection, histograms and regions to use"
+    )
+    parser.add_argument(
+        "--bundle",
+        action="append",
+        default=[],
+        metavar="[LABEL=]DIR",
+        help="model bundle directory for an anomaly score (repeatable; label defaults to 'model')",
+    )
     parser.add_argument(
         "--score-cut",
         type=float,
         action="append",
         default=[],
-        help="add a region 'as_gt_X' with score > X (repeatable)",
+        help="without --config: add a region 'as_gt_X' with score > X (repeatable)",
     )
     parser.add_argument("--jet-pt-min", type=float, default=1200.0, help="GeV, both jets")
     parser.add_argument("--jet-eta-max", type=float, default=2.5)
-    parser.add_argument("--executor", choices=["iterative", "futures", "dask"], default="futures")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--scheduler", help="dask scheduler address")
-    parser.add_argument("--chunksize", type=int, default=100_000)
-    parser.add_argument("--strict", action="store_true", help="stop at the first failed file")
-    parser.add_argument("--out", type=Path, default=Path("results/process"))
+    parser.add_argument("--output", "--out", type=Path, default=Path("process_out"))
+    add_executor_arguments(parser)
+
+
+def _bundle_args(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        label, sep, path = v.partition("=")
+        if not sep:
+            label, path = ("model" if not out else f"model{len(out)}"), v
+        if label in out:
+            raise ConfigError(f"--bundle: label {label!r} given twice")
+        out[label] = path
+    return out
 
 
 def process_main(args) -> int:
-    from adcoffea.config import RegionConfig, SelectionConfig
+    from adcoffea.config import RegionConfig, SelectionConfig, load_config
     from adcoffea.execution import run_processor
     from adcoffea.outputs import save_hists, write_json
     from adcoffea.processors import PROCESSORS
 
-    regions = [RegionConfig(name="inclusive")]
-    regions += [RegionConfig(name=f"as_gt_{c:g}", score_min=c) for c in args.score_cut]
-    if args.score_cut and args.bundle is None:
-        raise ConfigError("--score-cut needs --bundle")
-    proc = PROCESSORS[args.analysis](
-        selection=SelectionConfig(jet_pt_min=args.jet_pt_min, jet_eta_max=args.jet_eta_max),
-        regions=tuple(regions),
-        bundles=(("model", str(args.bundle)),) if args.bundle else (),
-    )
+    bundles = _bundle_args(args.bundle)
+    if args.config is not None:
+        cfg = load_config(args.config)
+        missing = [lab for r in cfg.regions if (lab := cfg.region_model(r)) and lab not in bundles]
+        if missing:
+            raise ConfigError(
+                f"{args.config}: regions need the score of model(s) {sorted(set(missing))}; "
+                "pass them as --bundle LABEL=DIR (e.g. the models/ of an earlier `adcoffea run`)"
+            )
+        proc = make_processor(cfg, bundles=bundles)
+    else:
+        if args.score_cut and not bundles:
+            raise ConfigError("--score-cut needs --bundle")
+        if len(bundles) > 1 and args.score_cut:
+            raise ConfigError("--score-cut is ambiguous with several bundles; use --config")
+        label = next(iter(bundles), None)
+        regions = [RegionConfig(name="inclusive")]
+        regions += [
+            RegionConfig(name=f"as_gt_{c:g}", model=label, score_min=c) for c in args.score_cut
+        ]
+        proc = PROCESSORS[args.analysis](
+            selection=SelectionConfig(jet_pt_min=args.jet_pt_min, jet_eta_max=args.jet_eta_max),
+            regions=tuple(regions),
+            bundles=tuple(bundles.items()),
+        )
+    args.output.mkdir(parents=True, exist_ok=True)
     res = run_processor(
         args.fileset,
         proc,
@@ -429,11 +467,14 @@ def process_main(args) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         chunksize=args.chunksize,
+        retries=args.retries,
         strict=args.strict,
+        checkpoint_dir=args.output / "checkpoints",
+        resume=args.resume,
     )
-    save_hists(res.output.get("hists", {}), args.out)
+    save_hists(res.output.get("hists", {}), args.output)
     write_json(
-        args.out / "cutflow.json",
+        args.output / "cutflow.json",
         {
             "cutflow": res.output.get("cutflow", {}),
             "weighted": res.output.get("cutflow_weighted", {}),
@@ -442,7 +483,8 @@ def process_main(args) -> int:
     )
     rep = res.report
     print(
-        f"processed {rep.events_processed} of {rep.events_total} events "
-        f"({rep.events_failed} failed) -> {args.out}/hists.pkl, hists.root, cutflow.json"
+        f"adcoffea process: {rep.events_processed} of {rep.events_total} events processed, "
+        f"{rep.events_failed} failed ({len(rep.failures)} failures) in {rep.wall_time:.1f} s; "
+        f"results in {args.output}/ (hists.pkl, hists.root, cutflow.json)"
     )
     return 0 if not rep.failures else 1

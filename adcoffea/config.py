@@ -143,7 +143,9 @@ class TrainConfig(_Strict):
     epochs: int = Field(default=30, gt=0)
     batch_size: int = Field(default=512, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0)
-    patience: int = Field(default=5, ge=0, description="early stopping (epochs without gain)")
+    patience: int = Field(
+        default=5, ge=0, description="early stopping: epochs without gain (cwola/cathode: 10)"
+    )
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     k_folds: int = Field(default=5, ge=2, description="weak supervision: k-fold scoring")
     ensemble: int = Field(default=1, ge=1)

@@ -28,6 +28,10 @@ class InputFileError(AdcoffeaError):
         self.path = str(path)
         self.reason = reason
 
+    def __reduce__(self):
+        # process pools and dask pickle exceptions: rebuild from (path, reason), not args
+        return (type(self), (self.path, self.reason))
+
 
 class ModelBundleError(AdcoffeaError):
     """A model bundle is missing, tampered with, or does not match the inputs."""

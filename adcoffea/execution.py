@@ -246,12 +246,6 @@ def _check_file(path: str, tree: str, required: list[str]) -> tuple[int | None, 
 class ChunkReadError(InputFileError):
     """An entry range of a file could not be read (picklable, so it crosses process pools)."""
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(path, reason)
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.reason))
-
 
 #: Packages whose exceptions mean "the input could not be read", not a bug in our code.
 _IO_PACKAGES = ("uproot", "fsspec", "cramjam", "lz4", "zstandard", "awkward/_connect")

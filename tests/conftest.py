@@ -4,10 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+def _find_shared() -> Path:
+    """``shared/data`` next to the checkout (or any parent), or ``$ADCOFFEA_SHARED_DATA``."""
+    env = os.environ.get("ADCOFFEA_SHARED_DATA")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        cand = parent / "shared" / "data"
+        if cand.is_dir():
+            return cand
+    return here.parents[1].parent / "shared" / "data"
+
+
+SHARED = _find_shared()
 NANOAOD = SHARED / "nanoaod"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"reference samples not found at {SHARED} (set ADCOFFEA_SHARED_DATA)")
+    return SHARED
 
 
 @pytest.fixture(scope="session")

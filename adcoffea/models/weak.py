@@ -74,6 +74,10 @@ def kfold_train(
     return out
 
 
+#: default early-stopping patience of the weakly supervised classifiers
+WEAK_PATIENCE = 10
+
+
 def train_weak(
     method: str,
     inputs: ModelInputs,
@@ -97,6 +101,11 @@ def train_weak(
     if inputs.event is None:
         raise ConfigError(f"method {method!r} needs event numbers for its k-fold layout")
     hp = hyperparameters
+    if "patience" not in config.model_fields_set:
+        # SR-vs-SB labels are nearly random: the validation loss is flat and noisy for
+        # several epochs before the signal is learnt, and a short patience stops before
+        # it (compare `benchmarks/ad_methods.py --patience 4` and `--patience 10`).
+        config = config.model_copy(update={"patience": WEAK_PATIENCE})
     k, ens = config.k_folds, config.ensemble
     in_sr, in_sb = region_masks(observable, signal_region, sidebands)
     if in_sr.sum() < 10 * k or in_sb.sum() < 10 * k:

@@ -21,18 +21,13 @@ from adcoffea.fits.bumphunter import (
     pybumphunter_toys,
 )
 
-DATA = Path(__file__).resolve().parents[2] / ".." / ".." / "shared" / "data" / "bumphunter"
-DATA_ROOT = Path("/work/shared/data/bumphunter/data.root")
-if not DATA_ROOT.exists():  # pragma: no cover - layout of a checkout next to shared/
-    DATA_ROOT = DATA / "data.root"
 
 
 @pytest.fixture(scope="module")
-def ref1d():
+def ref1d(shared_data):
     uproot = pytest.importorskip("uproot")
-    if not DATA_ROOT.exists():
-        pytest.skip("reference data.root not available")
-    with uproot.open(DATA_ROOT) as f:
+    data_root = shared_data / "bumphunter" / "data.root"
+    with uproot.open(data_root) as f:
         data = f["data"].arrays(library="np")["data"]
         bkg = f["bkg"].arrays(library="np")["bkg"]
     bh, edges = np.histogram(bkg, bins=60, range=(0, 20))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,6 @@ from adcoffea.fits.bumphunter import (
     local_pvalues,
     pybumphunter_toys,
 )
-
 
 
 @pytest.fixture(scope="module")

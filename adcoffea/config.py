@@ -184,6 +184,11 @@ class FitConfig(_Strict):
     range: tuple[float, float] | None = None
     backend: Literal["iminuit", "zfit"] = "iminuit"
     alpha: float = Field(default=0.05, gt=0, lt=1)
+    exclude: tuple[float, float] | None = Field(
+        default=None,
+        description="(low, high) GeV window left out of every fit (regions of a weakly "
+        "supervised model always exclude that model's signal_region)",
+    )
 
 
 class BumpHunterConfig(_Strict):
@@ -200,6 +205,13 @@ class BumpHunterConfig(_Strict):
     scan_range: tuple[float, float] | None = Field(default=None, description="1D, GeV")
     sideband: bool = False
     seed: int = 0
+    refit_global_p: float | None = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="1D with a fit: if the global p-value is below this, refit with the bump "
+        "window excluded and scan again (the ATLAS dijet procedure); null: never",
+    )
 
 
 class LimitsConfig(_Strict):

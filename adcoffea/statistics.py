@@ -92,67 +92,123 @@ def run_statistics(
 # 1D: fit + BumpHunter
 # --------------------------------------------------------------------------------------
 def _one_dimensional(cfg, h, data, data_names, region, plots: Path, fits: dict) -> dict[str, Any]:
-    from adcoffea.fits.bumphunter import bumphunt
-
     edges = data.axes[0].edges
     counts = _values(data)
     obs = data.axes[0].name
     out: dict[str, Any] = {}
     background = None
     scan_range = None
+    exclude = _a_priori_exclusion(cfg, region)
     if cfg.fit is not None:
-        from adcoffea.fits.background import select_order
-        from adcoffea.fits.fit_plots import plot_fit
-
-        fr = cfg.fit.range or (float(edges[0]), float(edges[-1]))
-        sel = select_order(
-            data,
-            function=cfg.fit.function,
-            n_params=cfg.fit.n_params,
-            sqrt_s=cfg.fit.sqrt_s,
-            backend=cfg.fit.backend,
-            fit_range=fr,
-            alpha=cfg.fit.alpha,
-        )
-        best = sel.best
-        fits[region] = best
-        out["fit"] = {"order_selection": sel.to_dict(), "best": _fit_summary(best)}
-        plot_fit(
-            best,
-            plots / f"fit_{region}.png",
-            xlabel=LABELS.get(obs, obs),
-            title=f"{cfg.name}: {region}",
-        )
-        lo = int(np.searchsorted(edges, best.edges[0]))
-        background = np.zeros_like(counts)
-        background[lo : lo + len(best.background)] = best.background
-        scan_range = (float(best.edges[0]), float(best.edges[-1]))
+        best = _fit_region(cfg, data, region, plots, fits, out, exclude=exclude)
+        background, scan_range = _fit_background_array(best, edges, counts)
     bh = cfg.bumphunt
     if bh is not None:
         unc = None
         if bh.background == "efficiency" or background is None:
             incl = _values(summed(h, data_names, cfg.regions[0].name))
             background, unc = efficiency_background(incl, counts)
+            out["background_method"] = "inclusive x efficiency"
+        else:
+            out["background_method"] = "fit"
         if bh.scan_range is not None:
             scan_range = bh.scan_range
-        result = bumphunt(
-            counts,
-            background,
-            edges=edges,
-            width_min=bh.width_min,
-            width_max=bh.width_max,
-            step=bh.step,
-            mode=bh.mode,
-            scan_range=scan_range,
-            sideband=bh.sideband,
-            n_toys=bh.n_toys,
-            seed=bh.seed,
-            bkg_uncertainty=unc,
-            keep_toy_t=True,
+        result = _scan(bh, counts, background, edges, scan_range, unc)
+        refit = (
+            cfg.fit is not None
+            and bh.background == "fit"
+            and bh.refit_global_p is not None
+            and exclude is None
+            and result.bump_lo is not None
+            and result.global_p < bh.refit_global_p
         )
+        if refit:
+            # ATLAS dijet procedure: a significant bump may have pulled the fit; refit with
+            # its window excluded and scan again (the first scan is kept in the results)
+            window = (float(result.bump_lo[0]), float(result.bump_hi[0]))
+            out["bumphunter_before_refit"] = result.to_dict()
+            best = _fit_region(cfg, data, region, plots, fits, out, exclude=window)
+            background, scan_range = _fit_background_array(best, edges, counts)
+            if bh.scan_range is not None:
+                scan_range = bh.scan_range
+            result = _scan(bh, counts, background, edges, scan_range, unc)
+            out["refit_excluding"] = list(window)
         out["bumphunter"] = result.to_dict()
         _bh_plots(result, counts, background, edges, plots, region, LABELS.get(obs, obs))
     return out
+
+
+def _a_priori_exclusion(cfg, region: str) -> tuple[float, float] | None:
+    """The window every fit of ``region`` leaves out, fixed before looking at the data."""
+    if cfg.fit is not None and cfg.fit.exclude is not None:
+        return tuple(cfg.fit.exclude)
+    reg = next(r for r in cfg.regions if r.name == region)
+    label = cfg.region_model(reg)
+    model = next((m for m in cfg.all_models if cfg.model_label(m) == label), None)
+    if model is not None and model.method in ("cwola", "cathode") and model.signal_region:
+        # CWoLa hunting: the selected events are fitted in the sidebands and the fit is
+        # interpolated into the signal region the classifier was trained for
+        return (float(model.signal_region[0]), float(model.signal_region[1]))
+    return None
+
+
+def _fit_region(cfg, data, region, plots: Path, fits: dict, out: dict, *, exclude):
+    from adcoffea.fits.background import select_order
+    from adcoffea.fits.fit_plots import plot_fit
+
+    edges = data.axes[0].edges
+    obs = data.axes[0].name
+    fr = cfg.fit.range or (float(edges[0]), float(edges[-1]))
+    backend = cfg.fit.backend if exclude is None else "iminuit"
+    sel = select_order(
+        data,
+        function=cfg.fit.function,
+        n_params=cfg.fit.n_params,
+        sqrt_s=cfg.fit.sqrt_s,
+        backend=backend,
+        fit_range=fr,
+        alpha=cfg.fit.alpha,
+        exclude=exclude,
+    )
+    best = sel.best
+    fits[region] = best
+    out["fit"] = {"order_selection": sel.to_dict(), "best": _fit_summary(best)}
+    if exclude is not None:
+        out["fit"]["excluded_window"] = list(exclude)
+        if backend != cfg.fit.backend:
+            out["fit"]["note"] = "window-excluded fits use the iminuit path"
+    title = f"{cfg.name}: {region}"
+    if exclude is not None:
+        title += f" (fit excludes {exclude[0]:.0f}-{exclude[1]:.0f})"
+    plot_fit(best, plots / f"fit_{region}.png", xlabel=LABELS.get(obs, obs), title=title)
+    return best
+
+
+def _fit_background_array(best, edges, counts):
+    lo = int(np.searchsorted(edges, best.edges[0]))
+    background = np.zeros_like(counts)
+    background[lo : lo + len(best.background)] = best.background
+    return background, (float(best.edges[0]), float(best.edges[-1]))
+
+
+def _scan(bh, counts, background, edges, scan_range, unc):
+    from adcoffea.fits.bumphunter import bumphunt
+
+    return bumphunt(
+        counts,
+        background,
+        edges=edges,
+        width_min=bh.width_min,
+        width_max=bh.width_max,
+        step=bh.step,
+        mode=bh.mode,
+        scan_range=scan_range,
+        sideband=bh.sideband,
+        n_toys=bh.n_toys,
+        seed=bh.seed,
+        bkg_uncertainty=unc,
+        keep_toy_t=True,
+    )
 
 
 def _fit_summary(fit) -> dict[str, Any]:

@@ -33,8 +33,9 @@ def train_models(
     """Extract features once with the processor, train every model without a bundle.
 
     The outlier and weakly supervised methods train on the data datasets only (as on real
-    data). ANTELOPE's PFN embedding and the supervised ceiling also read the signal
-    templates (``datasets.signal``), labelled by sample, never by the truth of data events.
+    data). ANTELOPE's PFN embedding and the supervised classifier also read the signal
+    templates (``datasets.signal``), labelled by sample, never by the truth of data events;
+    without templates the supervised classifier learns the synthetic truth (a ceiling).
 
     Returns:
         label -> {"bundle": directory, "summary": dict}.
@@ -68,7 +69,12 @@ def train_models(
         if model.method == "antelope":
             rows = is_data | is_template
             labels = is_template[rows].astype(np.int32)
+        elif model.method == "supervised" and is_template.any():
+            # as an analysis would: signal simulation against (background-dominated) data
+            rows = is_data | is_template
+            labels = is_template[rows].astype(np.int32)
         elif model.method == "supervised":
+            # no signal template: the truth of the synthetic data (a ceiling, not a search)
             rows = is_data
             labels = truth[rows]
         else:

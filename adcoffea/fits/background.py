@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -291,9 +291,21 @@ class PoissonModel:
         n_params: int = 4,
         sqrt_s: float = 13000.0,
         signal: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
     ) -> None:
         self.edges = np.asarray(edges, dtype=float)
         self.counts = np.asarray(counts, dtype=float)
+        # bins in the likelihood (False: an excluded window, e.g. a signal region)
+        self.mask = (
+            np.ones(len(self.counts), dtype=bool)
+            if mask is None
+            else np.asarray(mask, dtype=bool)
+        )
+        if self.mask.shape != self.counts.shape:
+            raise ConfigError(f"fit mask has {self.mask.shape} bins, histogram {self.counts.shape}")
+        if self.mask.sum() < 2:
+            raise ConfigError("fit: fewer than two bins left after excluding a window")
+        self._w = self.mask.astype(float)
         self.function = function
         self.n_params = n_params
         self.sqrt_s = sqrt_s
@@ -304,7 +316,7 @@ class PoissonModel:
         # -ln L = half-deviance + saturated -ln L: minimising the O(n_bins) half-deviance keeps
         # full float64 precision near the minimum (the raw sum is O(total events))
         self._xlogx = special.xlogy(self.counts, self.counts)
-        self._const = poisson_nll(self.counts, self.counts)
+        self._const = poisson_nll(self.counts[self.mask], self.counts[self.mask])
         names = ["yield"] + [f"p{k}" for k in range(1, n_params)]
         if self.signal is not None:
             names.append("nsig")
@@ -322,7 +334,7 @@ class PoissonModel:
         """
         if self._whitening is None:
             g = self.integ.basis.mean(axis=1)  # basis at (about) the bin centres
-            w = self.counts + 1.0
+            w = (self.counts + 1.0) * self._w
             w = w / w.sum()
             gc = g - (w @ g)[None, :]
             _, sv, vt = np.linalg.svd(gc * np.sqrt(w)[:, None], full_matrices=False)
@@ -351,7 +363,8 @@ class PoissonModel:
         nu = self.expected(np.asarray(p))
         if np.any(nu <= 0):
             return 1e30
-        return float(np.sum(nu - self.counts + self._xlogx - self.counts * np.log(nu)))
+        terms = nu - self.counts + self._xlogx - self.counts * np.log(nu)
+        return float(np.dot(self._w, terms))
 
     def grad(self, p: np.ndarray) -> np.ndarray:
         n, theta, s = self.split(np.asarray(p))
@@ -359,7 +372,7 @@ class PoissonModel:
         nu = n * q
         if self.signal is not None:
             nu = nu + s * self.signal
-        r = 1.0 - self.counts / np.maximum(nu, 1e-300)
+        r = (1.0 - self.counts / np.maximum(nu, 1e-300)) * self._w
         g = [np.dot(r, q), *(n * (r @ dq))]
         if self.signal is not None:
             g.append(np.dot(r, self.signal))
@@ -378,7 +391,8 @@ def _summarise(
     extra: dict | None = None,
 ) -> FitResult:
     nu = model.expected(values)
-    chi2, n_groups = pearson_chi2(model.counts, nu, min_count=min_count)
+    m = model.mask
+    chi2, n_groups = pearson_chi2(model.counts[m], nu[m], min_count=min_count)
     ndf = max(n_groups - len(values), 1)
     return FitResult(
         function=model.function,
@@ -392,14 +406,14 @@ def _summarise(
         errors=np.asarray(errors, dtype=float),
         covariance=np.asarray(cov, dtype=float),
         nll=model.nll(values),
-        deviance=deviance(model.counts, nu),
+        deviance=deviance(model.counts[m], nu[m]),
         chi2=chi2,
         ndf=ndf,
         pvalue=float(stats.chi2.sf(chi2, ndf)),
         converged=bool(converged),
         expected=nu,
         background=model.background(values),
-        extra=dict(extra or {}),
+        extra={**(extra or {}), **({"excluded_bins": int((~m).sum())} if not m.all() else {})},
     )
 
 
@@ -485,10 +499,17 @@ def fit_arrays(
     start: Sequence[float] | None = None,
     fixed: dict[str, float] | None = None,
     min_count: float = 10.0,
+    mask: np.ndarray | None = None,
 ) -> FitResult:
     """Fit already-sliced arrays (``edges`` of the fitted bins); see :func:`fit_background`."""
     model = PoissonModel(
-        edges, counts, function=function, n_params=n_params, sqrt_s=sqrt_s, signal=signal
+        edges,
+        counts,
+        function=function,
+        n_params=n_params,
+        sqrt_s=sqrt_s,
+        signal=signal,
+        mask=mask,
     )
     x0 = _start(model, start)
     if backend == "iminuit":
@@ -497,8 +518,11 @@ def fit_arrays(
             model, values, errors, cov, converged=ok, backend=backend, min_count=min_count
         )
     if backend == "zfit":
-        if signal is not None or fixed:
-            raise ConfigError("the zfit backend fits background-only models; use iminuit")
+        if signal is not None or fixed or not model.mask.all():
+            raise ConfigError(
+                "the zfit backend fits background-only models over the whole range; "
+                "use iminuit for signal, fixed parameters or excluded windows"
+            )
         from adcoffea.fits.zfit_backend import fit_zfit
 
         values, errors, cov, ok, extra = fit_zfit(model, x0)
@@ -527,6 +551,7 @@ def fit_background(
     signal: np.ndarray | None = None,
     start: Sequence[float] | None = None,
     min_count: float = 10.0,
+    exclude: Sequence[float] | None = None,
 ) -> FitResult:
     """Binned Poisson fit of a background function (and optionally a signal shape).
 
@@ -542,6 +567,9 @@ def fit_background(
             free signal yield ``nsig`` (may go negative).
         start: starting values ordered as ``FitResult.names``.
         min_count: minimum observed events per merged group for the chi2.
+        exclude: ``(low, high)`` in GeV: bins overlapping this window are left out of the
+            likelihood and the chi2 (a signal region, or a bump found by BumpHunter); the
+            function is still evaluated there, interpolating from the rest.
 
     Returns:
         A :class:`FitResult` over the fitted bins.
@@ -555,9 +583,29 @@ def fit_background(
         if len(signal) != len(counts):
             raise ConfigError(f"signal shape has {len(signal)} bins, histogram {len(counts)}")
         sig = signal[sl]
+    mask = None
+    if exclude is not None:
+        lo, hi = float(exclude[0]), float(exclude[1])
+        if not hi > lo:
+            raise ConfigError(f"fit exclude window must have high > low, got {exclude}")
+        mask = ~((fit_edges[1:] > lo) & (fit_edges[:-1] < hi))
+        res = fit_arrays(
+            fit_edges,
+            counts[sl],
+            mask=mask,
+            function=function,
+            n_params=n_params,
+            sqrt_s=sqrt_s,
+            signal=sig,
+            backend=backend,
+            start=start,
+            min_count=min_count,
+        )
+        return replace(res, extra={**res.extra, "exclude": [lo, hi]})
     return fit_arrays(
         fit_edges,
         counts[sl],
+        mask=mask,
         function=function,
         n_params=n_params,
         sqrt_s=sqrt_s,
@@ -606,6 +654,7 @@ def select_order(
     alpha: float = 0.05,
     method: Literal["wilks", "ftest"] = "wilks",
     min_count: float = 10.0,
+    exclude: Sequence[float] | None = None,
 ) -> OrderSelection:
     """Fit increasing orders and keep the lowest one that the next order does not beat.
 
@@ -634,6 +683,7 @@ def select_order(
             fit_range=fit_range,
             start=start,
             min_count=min_count,
+            exclude=exclude,
         )
         if prev is not None and res.nll > prev.nll + 1e-6:
             # never accept a worse minimum for a nested model: refit from the default start
@@ -646,6 +696,7 @@ def select_order(
                 backend=backend,
                 fit_range=fit_range,
                 min_count=min_count,
+                exclude=exclude,
             )
             res = alt if alt.nll < res.nll else res
         fits[n] = res

@@ -16,7 +16,9 @@ def _signed_z(d: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     _, lpe = log_pvalues(d, b, "excess")
     _, lpd = log_pvalues(d, b, "deficit")
-    return np.where(d > b, -ndtri_exp(lpe), np.where(d < b, ndtri_exp(lpd), 0.0))
+    z = np.where(d > b, -ndtri_exp(lpe), np.where(d < b, ndtri_exp(lpd), 0.0))
+    # bins without background (outside a fit range) are not tested: draw nothing there
+    return np.where((b > 0) & np.isfinite(z), z, 0.0)
 
 
 def plot_bump_1d(

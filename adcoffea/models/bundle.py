@@ -54,6 +54,39 @@ METHOD_INPUTS: dict[str, frozenset[str]] = {
     "vrnn": frozenset({"constituents"}),
 }
 
+#: VRNN score tails: "high" = mean KL (ATLAS), "low" = below-typical KL, "both" = two-sided.
+VRNN_TAILS = ("high", "low", "both")
+#: Floor of the mean KL before taking its log (a fully predicted jet has KL -> 0).
+KL_FLOOR = 1e-8
+
+
+def vrnn_raw_score(kl: np.ndarray, tail: str | None, reference: dict | None) -> np.ndarray:
+    """VRNN raw anomaly score (>= 0, higher = more anomalous) from the per-jet mean KL.
+
+    The mean KL over the real constituents is the information each constituent carries
+    beyond what the model predicted from the jet so far, i.e. the jet's *complexity* under
+    the background model. A signal can be atypical on either side: more complex than QCD
+    (ATLAS' high-KL tail) or simpler, e.g. two tight prongs against diffuse QCD, which a
+    likelihood-type score ranks as *more* typical (Nalisnick et al. 2019). ``tail`` picks:
+
+    * ``"high"`` (or None, "kl"): the mean KL itself (ATLAS);
+    * ``"low"``: ``exp(median - ln KL)`` (the inverse KL relative to the background median);
+    * ``"both"``: typicality test, ``|ln KL - median| / scale`` with the background median
+      and robust (IQR) width of ln KL.
+    """
+    kl = np.asarray(kl, dtype=np.float64)
+    if tail in (None, "kl", "high"):
+        return kl
+    if reference is None:
+        raise ModelBundleError(f"VRNN score tail {tail!r} needs a 'kl_reference' in the bundle")
+    z = (np.log(np.maximum(kl, KL_FLOOR)) - reference["median"]) / reference["scale"]
+    if tail == "low":
+        return np.exp(-z * reference["scale"])
+    if tail == "both":
+        return np.abs(z)
+    raise ModelBundleError(f"unknown VRNN score tail {tail!r}; choose from {VRNN_TAILS}")
+
+
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -109,7 +142,7 @@ class BundleMetadata:
         kfold: weak supervision: {"k", "ensemble", "salt"}; None otherwise.
         max_particles: constituent methods: particles per jet the model was trained with.
         jet: VRNN: which jet is scored ("leading", "heavier", "lighter" or an index).
-        score_kind: VAE-like methods: "kl" or "elbo".
+        score_kind: VAE-like methods: "kl" or "elbo"; VRNN: the tail of :func:`vrnn_raw_score`.
         seed, training_data_hash, n_training_events, versions: provenance.
         notes: free-form training facts (e.g. signal region, sidebands).
     """
@@ -287,7 +320,11 @@ class ModelBundle:
                 jet=md.jet if md.jet is not None else "heavier",
                 n_max=int(md.preprocessing.get("n_max", 20)),
             )
-            return nw["model"].score(self._tensor(seq), torch.as_tensor(m)).double().numpy()
+            if "sequence" in md.preprocessing:
+                std = Standardizer.from_dict(md.preprocessing["sequence"])
+                seq = np.where(m[..., None], std.transform(seq), 0.0)
+            kl = nw["model"].score(self._tensor(seq), torch.as_tensor(m)).double().numpy()
+            return vrnn_raw_score(kl, md.score_kind, md.preprocessing.get("kl_reference"))
         raise ModelBundleError(f"bundle {self.source}: method {md.method!r} cannot score")
 
 

@@ -31,7 +31,7 @@ from adcoffea.config import TrainConfig
 from adcoffea.errors import ConfigError
 from adcoffea.features import LHCO_FEATURES, ModelInputs
 from adcoffea.models import nets
-from adcoffea.models.bundle import BundleMetadata, ModelBundle, data_hash
+from adcoffea.models.bundle import KL_FLOOR, VRNN_TAILS, BundleMetadata, ModelBundle, data_hash
 from adcoffea.models.preprocessing import Standardizer, particle_features, vrnn_sequences
 
 METHODS = ("autoencoder", "vae", "nae", "antelope", "vrnn", "cwola", "cathode", "supervised")
@@ -497,13 +497,23 @@ def _train_antelope(method, inputs, *, config, features, hp, labels, progress) -
 def _train_vrnn(method, inputs, *, config, features, hp, labels, progress) -> TrainResult:
     """VRNN on aligned, kT-ordered constituents of one jet (ATLAS recipe).
 
+    The (pt, eta, phi) sequence is standardised over the real (unpadded) constituents of the
+    training jets: raw aligned coordinates are O(0.05), so an unscaled MSE is negligible
+    against the KL term and the latent collapses (KL ~ 1e-4, a score of noise).
+
     Hyperparameters: ``hidden`` 16, ``latent`` 2, ``embed`` 16, ``kl_weight`` 0.1,
-    ``n_max`` 20, ``jet`` "heavier".
+    ``n_max`` 20, ``jet`` "heavier", ``tail`` (see :func:`vrnn_raw_score`) "both",
+    ``calibration_scale`` (default: 0.5 at the 90 % background quantile).
     """
     _need_constituents(inputs, method)
     jet = hp.get("jet", "heavier")
     n_max = int(hp.get("n_max", 20))
+    tail = str(hp.get("tail", "both"))
+    if tail not in VRNN_TAILS:
+        raise ConfigError(f"model.hyperparameters.tail: {tail!r} is not one of {VRNN_TAILS}")
     seq, m = vrnn_sequences(inputs.constituents, inputs.mask, inputs.jets, jet=jet, n_max=n_max)
+    seq_std = Standardizer.fit(seq[m])
+    seq = np.where(m[..., None], seq_std.transform(seq), 0.0).astype(np.float32)
     arch_hp = {"n_features": 3, "hidden": int(hp.get("hidden", 16)),
                "latent": int(hp.get("latent", 2)), "embed": int(hp.get("embed", 16))}  # fmt: skip
     net = nets.build("vrnn", arch_hp, seed=config.seed)
@@ -515,11 +525,19 @@ def _train_vrnn(method, inputs, *, config, features, hp, labels, progress) -> Tr
 
     history = fit(net, loss, [seq, m.astype(np.float32)], config=config, seed=config.seed,
                   progress=progress, description="vrnn")  # fmt: skip
+    # Reference of the background mean-KL distribution (log space) for the typicality tails.
+    with torch.no_grad():
+        kl = np.concatenate([net.score(torch.as_tensor(seq[i : i + 8192]),
+                                       torch.as_tensor(m[i : i + 8192])).double().numpy()
+                             for i in range(0, len(seq), 8192)])  # fmt: skip
+    log_kl = np.log(np.maximum(kl, KL_FLOOR))
+    q25, q50, q75 = np.quantile(log_kl, [0.25, 0.5, 0.75])
+    reference = {"median": float(q50), "scale": float(max((q75 - q25) / 1.349, 1e-6))}
     bundle = _finish(
         method, {"model": net}, {"model": _spec("vrnn", arch_hp)}, inputs,
         np.arange(len(inputs)), calibration=None, calibration_scale=hp.get("calibration_scale"),
         config=config, hash_arrays=[inputs.constituents, inputs.mask, inputs.event],
-        preprocessing={"n_max": n_max}, max_particles=int(inputs.constituents.shape[2]),
-        jet=jet, score_kind="kl",
+        preprocessing={"n_max": n_max, "sequence": seq_std.to_dict(), "kl_reference": reference},
+        max_particles=int(inputs.constituents.shape[2]), jet=jet, score_kind=tail,
     )  # fmt: skip
     return TrainResult(bundle, history)

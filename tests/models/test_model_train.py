@@ -73,8 +73,8 @@ def test_vrnn_learns_and_separates_prong_structure(clouds):
     assert res.history["train_loss"][-1] < res.history["train_loss"][0]
     raw = res.bundle.raw_score(inputs)
     assert np.all(raw >= 0)
-    # the KL score ranks the two classes differently (see the report for the direction)
-    assert abs(roc_sic(raw, labels).auc - 0.5) > 0.1
+    # the two-sided (typicality) KL score flags the two-prong jets
+    assert roc_sic(raw, labels).auc > 0.6
 
 
 def test_user_errors_are_clear(lhco_small, fast_config):

@@ -197,3 +197,23 @@ def transverse_mass(jets, met_pt: np.ndarray, met_phi: np.ndarray) -> np.ndarray
     mpx, mpy = met_pt * np.cos(met_phi), met_pt * np.sin(met_phi)
     mt2 = (et_jj + met_pt) ** 2 - (px + mpx) ** 2 - (py + mpy) ** 2
     return np.sqrt(np.maximum(mt2, 0.0))
+
+
+#: Event-level missing-momentum features of the semi-visible jet search (CMS SVJ variables).
+MET_FEATURES: tuple[str, ...] = ("met", "rt", "dphi_min")
+
+
+def met_features(jets, met_pt: np.ndarray, met_phi: np.ndarray, mt: np.ndarray) -> dict:
+    """MET, R_T = MET / mT and the smallest |delta phi| between MET and the two jets.
+
+    Genuine MET from dark hadrons is aligned with a jet (small ``dphi_min``) and a sizeable
+    fraction of mT (large ``rt``); QCD MET is mismeasurement, small and unaligned.
+    """
+    phi = two_columns(jets["phi"])
+    dphi = np.abs((phi - met_phi[:, None] + np.pi) % (2 * np.pi) - np.pi)
+    rt = np.divide(met_pt, mt, out=np.zeros_like(met_pt, dtype=np.float64), where=mt > 0)
+    return {
+        "met": np.asarray(met_pt, dtype=np.float64),
+        "rt": rt,
+        "dphi_min": dphi.min(axis=1).astype(np.float64),
+    }

@@ -187,7 +187,7 @@ def process(
 
 def columns_to_inputs(columns: dict[str, Any]):
     """Turn the processor's column accumulators of one or more datasets into model inputs."""
-    from adcoffea.features import HIGH_LEVEL_FEATURES, ModelInputs
+    from adcoffea.features import HIGH_LEVEL_FEATURES, MET_FEATURES, ModelInputs
 
     parts, labels, obs, dsets = [], [], [], []
     for ds, cols in columns.items():
@@ -195,7 +195,7 @@ def columns_to_inputs(columns: dict[str, Any]):
         n = len(c["mjj"])
         parts.append(
             ModelInputs(
-                high_level={k: c[k] for k in HIGH_LEVEL_FEATURES},
+                high_level={k: c[k] for k in (*HIGH_LEVEL_FEATURES, *MET_FEATURES) if k in c},
                 event=c.get("event"),
                 constituents=c.get("constituents"),
                 mask=c.get("constituents_mask"),

@@ -16,7 +16,10 @@ def _signed_z(d: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     _, lpe = log_pvalues(d, b, "excess")
     _, lpd = log_pvalues(d, b, "deficit")
-    z = np.where(d > b, -ndtri_exp(lpe), np.where(d < b, ndtri_exp(lpd), 0.0))
+    # one-sided: an excess with p > 0.5 (or a deficit with p > 0.5) is not significant
+    z_exc = np.maximum(-ndtri_exp(lpe), 0.0)
+    z_def = np.minimum(ndtri_exp(lpd), 0.0)
+    z = np.where(d > b, z_exc, np.where(d < b, z_def, 0.0))
     # bins without background (outside a fit range) are not tested: draw nothing there
     return np.where((b > 0) & np.isfinite(z), z, 0.0)
 

@@ -96,6 +96,12 @@ class SearchProcessor(processor.ProcessorABC):
     ) -> dict[str, np.ndarray]:
         return {"mjj": feats["mjj"]}
 
+    def extra_features(
+        self, events: ak.Array, jets: ak.Array, feats: dict, obs: dict
+    ) -> dict[str, np.ndarray]:
+        """Search-specific model inputs beyond ``HIGH_LEVEL_FEATURES`` (none by default)."""
+        return {}
+
     # --- the common part ------------------------------------------------------------------
     def _new_hists(self) -> dict[str, hist.Hist]:
         ds = hist.axis.StrCategory([], growth=True, name="dataset", label="Dataset")
@@ -195,7 +201,9 @@ class SearchProcessor(processor.ProcessorABC):
             raise InputFileError(filename, f"missing branch or collection: {err}") from err
         weights = weights_all[sel.mask]
         feats = high_level_features(sel.jets)
-        obs = self.observable_values(events[sel.mask], sel.jets, feats)
+        selected = events[sel.mask]
+        obs = self.observable_values(selected, sel.jets, feats)
+        feats = {**feats, **self.extra_features(selected, sel.jets, feats, obs)}
         models = self._models()
         inputs = self._model_inputs(events, sel, feats, models)
         scores = {

@@ -8,7 +8,7 @@ import awkward as ak
 import numpy as np
 
 from adcoffea.errors import InputFileError
-from adcoffea.features import transverse_mass
+from adcoffea.features import met_features, transverse_mass
 from adcoffea.processors.base import SearchProcessor, make_axis
 
 MET_COLLECTIONS = ("PFMET", "MET")
@@ -16,14 +16,17 @@ MET_COLLECTIONS = ("PFMET", "MET")
 
 @dataclass
 class SemivisibleProcessor(SearchProcessor):
-    """Histograms ``mt`` (dijet + MET transverse mass) per dataset and region."""
+    """Histograms ``mt`` (dijet + MET transverse mass) per dataset and region.
+
+    Models may also use the MET features ``met``, ``rt`` (MET / mT) and ``dphi_min``.
+    """
 
     observable = "mt"
 
     def observable_axes(self):
         return [make_axis("mt", self.histograms.mt, r"$m_{T}$ [GeV]")]
 
-    def observable_values(self, events, jets, feats):
+    def _met(self, events) -> tuple[np.ndarray, np.ndarray]:
         met = next((c for c in MET_COLLECTIONS if c in events.fields), None)
         if met is None:
             raise InputFileError(
@@ -32,4 +35,12 @@ class SemivisibleProcessor(SearchProcessor):
             )
         pt = ak.to_numpy(events[met].pt).astype(np.float64)
         phi = ak.to_numpy(events[met].phi).astype(np.float64)
+        return pt, phi
+
+    def observable_values(self, events, jets, feats):
+        pt, phi = self._met(events)
         return {"mt": transverse_mass(jets, pt, phi)}
+
+    def extra_features(self, events, jets, feats, obs):
+        pt, phi = self._met(events)
+        return met_features(jets, pt, phi, obs["mt"])

@@ -200,7 +200,8 @@ class BumpHunterConfig(_Strict):
     background: Literal["fit", "efficiency"] = Field(
         default="fit",
         description="'fit': the background fit (1D); 'efficiency': the inclusive data times "
-        "the anomaly-cut efficiency per bin of the second axis (2D) or overall (1D)",
+        "the anomaly-cut efficiency per bin of the second axis (2D) or overall (1D), for the "
+        "score regions (the inclusive region is scanned against its fit)",
     )
     scan_range: tuple[float, float] | None = Field(default=None, description="1D, GeV")
     sideband: bool = False

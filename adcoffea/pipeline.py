@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -241,6 +242,10 @@ def run(
 
     out_dir = Path(output or cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # plots and workspaces are regenerated in full: stale files of an earlier configuration
+    # of the same output directory must not appear in this run's report
+    for stale in ("plots", "workspaces"):
+        shutil.rmtree(out_dir / stale, ignore_errors=True)
     timer = StageTimer()
     results: dict[str, Any] = {"name": cfg.name, "analysis": cfg.analysis}
     opts = dict(

@@ -120,11 +120,20 @@ def build_report(out_dir: Path, results: dict[str, Any]) -> _Doc:
             )
         gz = bh.get("global_z") if bh else None
         gzs = ("≥ " if bh and bh.get("global_p_is_bound") else "") + _z(gz) if bh else "–"
+        fit_cell = "–"
+        if fit:
+            fit_cell = f"{fit['n_params']} par, χ²/ndf = {fit['chi2']:.1f}/{fit['ndf']}"
+            excl = (r.get("fit") or {}).get("excluded_window")
+            if excl:
+                why = "bump refit" if r.get("refit_excluding") else "signal region"
+                fit_cell += f", excl. [{excl[0]:.0f}, {excl[1]:.0f}] ({why})"
+        elif r.get("background_method"):
+            fit_cell = r["background_method"]
         rows.append(
             [
                 region,
                 r.get("events"),
-                f"{fit['n_params']} par, χ²/ndf = {fit['chi2']:.1f}/{fit['ndf']}" if fit else "–",
+                fit_cell,
                 bump,
                 bh.get("local_z") if bh else None,
                 gzs,
@@ -148,7 +157,9 @@ def build_report(out_dir: Path, results: dict[str, Any]) -> _Doc:
         d.p(
             "Global significances include the look-elsewhere effect from background-only "
             "pseudo-experiments; '≥' marks a bound when no pseudo-experiment reached the "
-            "observed test statistic."
+            "observed test statistic. A fit that excludes a window interpolates the "
+            "background into it: the signal region of a weakly supervised score, or a bump "
+            "with global p < 0.01 (refit and rescan; the first scan is in results.json)."
         )
 
     ev = results.get("evaluation") or {}

@@ -105,7 +105,8 @@ def _one_dimensional(cfg, h, data, data_names, region, plots: Path, fits: dict) 
     bh = cfg.bumphunt
     if bh is not None:
         unc = None
-        if bh.background == "efficiency" or background is None:
+        inclusive = region == cfg.regions[0].name
+        if (bh.background == "efficiency" and not inclusive) or background is None:
             incl = _values(summed(h, data_names, cfg.regions[0].name))
             background, unc = efficiency_background(incl, counts)
             out["background_method"] = "inclusive x efficiency"
@@ -116,7 +117,7 @@ def _one_dimensional(cfg, h, data, data_names, region, plots: Path, fits: dict) 
         result = _scan(bh, counts, background, edges, scan_range, unc)
         refit = (
             cfg.fit is not None
-            and bh.background == "fit"
+            and out["background_method"] == "fit"
             and bh.refit_global_p is not None
             and exclude is None
             and result.bump_lo is not None

@@ -37,7 +37,12 @@ from torch import nn
 from adcoffea.errors import ModelBundleError
 from adcoffea.features import ModelInputs
 from adcoffea.models import nets
-from adcoffea.models.preprocessing import Standardizer, particle_features, vrnn_sequences
+from adcoffea.models.preprocessing import (
+    Standardizer,
+    antelope_particle_features,
+    particle_features,
+    vrnn_sequences,
+)
 
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
@@ -307,10 +312,21 @@ class ModelBundle:
                     out[sel] = np.mean(logits, axis=0)
             return out
         if md.method == "antelope":
-            feats = particle_features(inputs.constituents, inputs.mask, inputs.jets)
-            emb = nw["phi"].embed(self._tensor(feats), torch.as_tensor(inputs.mask)).numpy()
-            std = Standardizer.from_dict(md.preprocessing["embedding"])
-            z = self._tensor(std.transform(np.log1p(emb)))
+            prep = md.preprocessing
+            if "particles" in prep:
+                m = inputs.mask.astype(bool)
+                raw = antelope_particle_features(inputs.constituents, m, inputs.jets)
+                pstd = Standardizer.from_dict(prep["particles"])
+                feats = np.where(m[..., None], pstd.transform(raw), 0.0)
+            else:  # bundles written before the log-pt feature: relative coordinates only
+                feats = particle_features(inputs.constituents, inputs.mask, inputs.jets)
+            layer = prep.get("embedding_layer", "phi")
+            with torch.no_grad():
+                emb = antelope_embedding(nw["phi"], self._tensor(feats),
+                                         torch.as_tensor(inputs.mask), layer=layer).numpy()  # fmt: skip
+            if layer == "phi":
+                emb = np.log1p(emb)
+            z = self._tensor(Standardizer.from_dict(prep["embedding"]).transform(emb))
             return nw["vae"].score(z, md.score_kind or "kl").double().numpy()
         if md.method == "vrnn":
             seq, m = vrnn_sequences(
@@ -326,6 +342,21 @@ class ModelBundle:
             kl = nw["model"].score(self._tensor(seq), torch.as_tensor(m)).double().numpy()
             return vrnn_raw_score(kl, md.score_kind, md.preprocessing.get("kl_reference"))
         raise ModelBundleError(f"bundle {self.source}: method {md.method!r} cannot score")
+
+
+#: ANTELOPE: where the VAE reads the PFN (see :func:`adcoffea.models.train.train_model`).
+ANTELOPE_LAYERS = ("last_hidden", "phi")
+
+
+def antelope_embedding(
+    pfn: nn.Module, x: torch.Tensor, mask: torch.Tensor, *, layer: str = "last_hidden"
+) -> torch.Tensor:
+    """The PFN representation the ANTELOPE VAE models: the classifier's last hidden layer
+    (``"last_hidden"``) or the per-jet Phi sums (``"phi"``, before the log1p of old bundles).
+    """
+    if layer == "phi":
+        return pfn.embed(x, mask)
+    return pfn.representation(x, mask)
 
 
 def _sha256(path: Path) -> str:

@@ -120,6 +120,10 @@ class PFN(nn.Module):
         per_particle = self.phi(x) * mask.unsqueeze(-1).to(x.dtype)
         return per_particle.sum(dim=2).flatten(1)  # (n, n_jets * latent)
 
+    def representation(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The classifier's last hidden layer: the jet-pair representation the logit is linear in."""
+        return self.f[:-1](self.embed(x, mask))
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.f(self.embed(x, mask)).squeeze(-1)
 

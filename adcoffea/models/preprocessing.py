@@ -115,6 +115,23 @@ def particle_features(
     return np.where(mask[..., None], feats, 0.0).astype(np.float32)
 
 
+def antelope_particle_features(
+    constituents: np.ndarray, mask: np.ndarray, jets: np.ndarray | None = None
+) -> np.ndarray:
+    """ANTELOPE per-particle inputs: (pt/pt_jet, eta - eta_jet, wrapped dphi, log(pt / GeV)).
+
+    The relative coordinates of :func:`particle_features` only carry the jet's shape (its
+    mass in units of its pt); the absolute log pt lets the PFN rebuild the jet pt and mass,
+    the quantities in which a heavy resonance's jets differ most from QCD. Padded entries are
+    zero (standardise over the real entries before feeding a network).
+    """
+    rel = particle_features(constituents, mask, jets)
+    pt = np.asarray(constituents, np.float64)[..., 0]
+    log_pt = np.log(np.where(mask & (pt > 0), pt, 1.0))
+    out = np.concatenate([rel, log_pt[..., None].astype(np.float32)], axis=-1)
+    return np.where(mask[..., None], out, 0.0).astype(np.float32)
+
+
 def select_jet(
     constituents: np.ndarray,
     mask: np.ndarray,

@@ -122,6 +122,9 @@ class RegionConfig(_Strict):
     score_min: float | None = None
     score_max: float | None = None
     efficiency: float | None = Field(default=None, gt=0, le=1)
+    background: Literal["fit", "efficiency"] | None = Field(
+        default=None, description="BumpHunter background of this region (default: bumphunt's)"
+    )
 
     @property
     def is_scored(self) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from adcoffea.errors import ConfigError
+from adcoffea.errors import AdcoffeaError, ConfigError
 from adcoffea.fits.background import FitResult, PoissonModel, _plain
 
 
@@ -250,6 +250,48 @@ def _limit_bracket(model: Any) -> tuple[float, float]:
     return 0.2 * scale, min(10.0 * scale, hi)
 
 
+def _bracket(
+    model: Any, data: Any, bounds: tuple[float, float], *, level: float, max_steps: int = 12
+) -> tuple[float, float]:
+    """Ends with all CLs values (observed, expected band) above / below ``level``.
+
+    pyhf's ``toms748_scan`` halves/doubles the ends without limit; where CLs does not cross
+    the level (a fit at a parameter bound, or the 0/0 of CLs as mu -> 0) it never returns.
+    Here the search is bounded and ends in a clear error instead.
+    """
+    import pyhf
+
+    def cls_values(mu: float) -> np.ndarray:
+        obs, exp = pyhf.infer.hypotest(
+            mu, data, model, test_stat="qtilde", return_expected_set=True
+        )
+        return np.asarray([float(obs), *(float(e) for e in exp)])
+
+    lo, hi = float(bounds[0]), float(bounds[1])
+    for _ in range(max_steps):
+        if np.all(cls_values(lo) >= level):
+            break
+        lo /= 2.0
+    else:
+        raise AdcoffeaError(
+            f"limit: CLs stays below {level:g} down to mu = {lo:.3g}; the workspace cannot "
+            "set a limit (check the signal and background inputs)"
+        )
+    mu_max = float(model.config.suggested_bounds()[model.config.poi_index][1])
+    for _ in range(max_steps):
+        if np.all(cls_values(hi) <= level):
+            break
+        if hi >= mu_max:
+            raise AdcoffeaError(
+                f"limit: CLs stays above {level:g} up to the mu bound {mu_max:g}; the signal "
+                "template is too small for this region (raise limits.reference_events)"
+            )
+        hi = min(2.0 * hi, mu_max)
+    else:
+        raise AdcoffeaError(f"limit: CLs stays above {level:g} up to mu = {hi:.3g}")
+    return lo, hi
+
+
 @dataclass(frozen=True)
 class LimitResult:
     """CLs upper limit on the signal strength."""
@@ -306,9 +348,8 @@ def upper_limit(
         return LimitResult(float(cl), obs, exp, calctype)
     if calctype != "asymptotics":
         raise ConfigError(f"calctype must be 'asymptotics' or 'toybased', got {calctype!r}")
-    obs, exp = toms748_scan(
-        data, model, bounds[0], bounds[1], level=1.0 - cl, rtol=rtol, test_stat="qtilde"
-    )
+    lo, hi = _bracket(model, data, bounds, level=1.0 - cl)
+    obs, exp = toms748_scan(data, model, lo, hi, level=1.0 - cl, rtol=rtol, test_stat="qtilde")
     del pyhf
     return LimitResult(
         float(cl),

@@ -360,9 +360,9 @@ def scale_events(cfg: AnalysisConfig, factor: float) -> AnalysisConfig:
     return replace_model(cfg, datasets=replace_model(cfg.datasets, synthetic=syn))
 
 
-def replace_model(model, **changes):
+def replace_model(obj, /, **changes):
     """A validated copy of a frozen pydantic model with some fields changed."""
-    return type(model).model_validate({**model.model_dump(), **changes})
+    return type(obj).model_validate({**obj.model_dump(), **changes})
 
 
 def cli_main(args) -> int:

@@ -196,7 +196,7 @@ def build_report(out_dir: Path, results: dict[str, Any]) -> _Doc:
         trows = [
             [
                 s,
-                t.get("observed"),
+                t.get("observed", "failed (see results.json)"),
                 t.get("expected_median"),
                 t.get("signal_efficiency"),
                 t.get("observed_events_before_cut"),
@@ -227,9 +227,9 @@ def build_report(out_dir: Path, results: dict[str, Any]) -> _Doc:
                 [
                     [
                         p["mass"],
-                        *([p["mass_x"]] if has_x else []),
-                        p["observed_events"],
-                        p["expected_events"][2],
+                        *([p.get("mass_x")] if has_x else []),
+                        p.get("observed_events", "failed (see results.json)"),
+                        p["expected_events"][2] if "expected_events" in p else "–",
                     ]
                     for p in scan
                 ],

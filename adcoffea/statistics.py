@@ -247,7 +247,13 @@ def _bh_plots(result, data, background, edges, plots: Path, region: str, xlabel:
         )
     else:
         plot_bump_2d(
-            result, data, background, edges=edges, path=str(plots / f"bumphunter2d_{region}.png")
+            result,
+            data,
+            background,
+            edges=edges,
+            path=str(plots / f"bumphunter2d_{region}.png"),
+            xlabel=r"$m_{Y} = m_{jj}$ [GeV]",
+            ylabel=r"$m_{X}$ [GeV]",
         )
     if len(result.t_toys):
         plot_t_distribution(result, path=str(plots / f"bumphunter_t_{region}.png"))

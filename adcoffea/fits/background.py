@@ -297,9 +297,7 @@ class PoissonModel:
         self.counts = np.asarray(counts, dtype=float)
         # bins in the likelihood (False: an excluded window, e.g. a signal region)
         self.mask = (
-            np.ones(len(self.counts), dtype=bool)
-            if mask is None
-            else np.asarray(mask, dtype=bool)
+            np.ones(len(self.counts), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
         )
         if self.mask.shape != self.counts.shape:
             raise ConfigError(f"fit mask has {self.mask.shape} bins, histogram {self.counts.shape}")

@@ -75,6 +75,8 @@ def plot_bump_2d(
     *,
     edges: Any = None,
     path: str | None = None,
+    xlabel: str = "",
+    ylabel: str = "",
 ):
     """Map of per-bin signed local significance with the bump rectangle."""
     import matplotlib
@@ -93,7 +95,13 @@ def plot_bump_2d(
     if result.bump_lo is not None:
         (x0, y0), (x1, y1) = result.bump_lo, result.bump_hi
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="k", lw=2))
-    ax.set_title(f"bump local Z = {result.local_z:.2f}, global Z = {result.global_z}")
+    bound = "> " if result.global_p_is_bound else ""
+    ax.set_title(
+        f"bump: local Z = {result.local_z:.2f}, global Z {bound or '= '}{result.global_z:.2f}",
+        fontsize="medium",
+    )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if path:
         fig.savefig(path)
         plt.close(fig)

@@ -349,7 +349,13 @@ def upper_limit(
     if calctype != "asymptotics":
         raise ConfigError(f"calctype must be 'asymptotics' or 'toybased', got {calctype!r}")
     lo, hi = _bracket(model, data, bounds, level=1.0 - cl)
-    obs, exp = toms748_scan(data, model, lo, hi, level=1.0 - cl, rtol=rtol, test_stat="qtilde")
+    try:
+        obs, exp = toms748_scan(data, model, lo, hi, level=1.0 - cl, rtol=rtol, test_stat="qtilde")
+    except (ValueError, RuntimeError, FloatingPointError) as err:
+        # e.g. a NaN CLs where a fit fails inside the bracket
+        raise AdcoffeaError(
+            f"limit: the CLs scan in mu [{lo:.3g}, {hi:.3g}] failed: {err}"
+        ) from None
     del pyhf
     return LimitResult(
         float(cl),

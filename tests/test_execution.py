@@ -279,3 +279,56 @@ def test_copy_of_a_file_does_not_reuse_its_checkpoints(fileset, tmp_path):
     again = run_processor(fs, DijetProcessor(), **kw)
     assert again.report.resumed_chunks == again.report.chunks_processed == 8
     assert again.output["cutflow"] == first.output["cutflow"]
+
+
+def test_process_cli_with_a_bundle_fills_score_regions(fileset, tmp_path, capsys):
+    """``adcoffea process FILESET --bundle LABEL=DIR --score-cut X`` and its accounting."""
+    import json
+    import pickle
+
+    from adcoffea.cli import main
+    from adcoffea.models.bundle import save_bundle
+    from adcoffea.models.train import train_model
+
+    from adcoffea.pipeline import columns_to_inputs
+    from adcoffea.processors import DijetProcessor
+
+    # train on the features of the same QCD sample, as computed by the processor
+    cols = run_processor(
+        {"qcd": fileset["qcd"]},
+        DijetProcessor(collect_columns=True),
+        executor="iterative",
+        status=False,
+    ).output["columns"]
+    inputs, *_ = columns_to_inputs(cols)
+    names = ["mj_min", "mj_max", "tau21_min", "tau21_max"]
+    result = train_model(
+        "autoencoder", inputs, config=_fast_train_config(), features=names, progress=False
+    )
+    save_bundle(result.bundle, tmp_path / "ae")
+    fs_path = tmp_path / "fileset.json"
+    fs_path.write_text(json.dumps({"qcd": fileset["qcd"]}))
+    out = tmp_path / "out"
+    argv = ["process", str(fs_path), "--executor", "iterative", "--output", str(out)]
+    rc = main([*argv, "--bundle", f"ae={tmp_path / 'ae'}", "--score-cut", "0.5"])
+    assert rc == 0
+    hists = pickle.loads((out / "hists.pkl").read_bytes())
+    h = hists["mjj"]
+    incl = h[{"dataset": "qcd", "region": "inclusive"}].sum(flow=True).value
+    cut = h[{"dataset": "qcd", "region": "as_gt_0.5"}].sum(flow=True).value
+    # AS > 0.5 is the 90 % background quantile of the training sample (the same events)
+    assert cut / incl == pytest.approx(0.1, abs=0.03)
+    scores = hists["score"][{"dataset": "qcd", "model": "ae"}]
+    assert scores.sum(flow=True).value == incl
+    report = json.loads((out / "cutflow.json").read_text())["report"]
+    assert report["events_processed"] == report["events_total"] == N_EVENTS
+    assert "3000 of 3000 events processed" in capsys.readouterr().out
+    # a score cut without a model is a user error, reported without a traceback
+    assert main([*argv, "--score-cut", "0.5"]) == 2
+    assert "--score-cut needs --bundle" in capsys.readouterr().err
+
+
+def _fast_train_config():
+    from adcoffea.config import TrainConfig
+
+    return TrainConfig(epochs=2, batch_size=128, patience=1)

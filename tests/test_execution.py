@@ -289,7 +289,6 @@ def test_process_cli_with_a_bundle_fills_score_regions(fileset, tmp_path, capsys
     from adcoffea.cli import main
     from adcoffea.models.bundle import save_bundle
     from adcoffea.models.train import train_model
-
     from adcoffea.pipeline import columns_to_inputs
     from adcoffea.processors import DijetProcessor
 

@@ -44,9 +44,7 @@ def reduced(name: str, out: Path, data_dir: Path, *, inject: bool = True, qcd_se
     samples = []
     for s in syn.samples:
         if s.process == "qcd":
-            s = replace_model(
-                s, events=QCD_EVENTS, files=1, seed=qcd_seed, name=f"qcd_s{qcd_seed}"
-            )
+            s = replace_model(s, events=QCD_EVENTS, files=1, seed=qcd_seed, name=f"qcd_s{qcd_seed}")
         elif s.name not in cfg.datasets.data:  # signal template
             s = replace_model(s, events=min(s.events, 3000))
         elif not inject:

@@ -267,7 +267,10 @@ def _bracket(
         )
         return np.asarray([float(obs), *(float(e) for e in exp)])
 
-    lo, hi = float(bounds[0]), float(bounds[1])
+    mu_max = float(model.config.suggested_bounds()[model.config.poi_index][1])
+    # the ends must lie inside pyhf's bounds on mu, or every fit there fails
+    hi = min(float(bounds[1]), mu_max)
+    lo = min(float(bounds[0]), 0.1 * hi)
     for _ in range(max_steps):
         if np.all(cls_values(lo) >= level):
             break
@@ -277,7 +280,6 @@ def _bracket(
             f"limit: CLs stays below {level:g} down to mu = {lo:.3g}; the workspace cannot "
             "set a limit (check the signal and background inputs)"
         )
-    mu_max = float(model.config.suggested_bounds()[model.config.poi_index][1])
     for _ in range(max_steps):
         if np.all(cls_values(hi) <= level):
             break

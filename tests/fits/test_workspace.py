@@ -184,3 +184,13 @@ def test_toy_limits_close_to_asymptotic_at_moderate_counts():
     assert toys.observed == pytest.approx(asym.observed, rel=0.15)
     assert toys.expected_median == pytest.approx(asym.expected_median, rel=0.15)
     assert upper_limit(ws, calctype="toybased", ntoys=300, seed=1) == toys  # seeded
+
+
+def test_limit_that_cannot_be_bracketed_is_an_error_not_a_hang():
+    """CLs above 0.05 up to pyhf's mu bound: a clear error (pyhf's own scan never returns)."""
+    from adcoffea.errors import AdcoffeaError
+
+    # 1e-4 signal events per unit mu on 1000 background events: mu = 100 is still allowed
+    ws = build_workspace(np.array([1000.0]), np.array([1000.0]), np.array([1e-4]))
+    with pytest.raises(AdcoffeaError, match="mu bound"):
+        upper_limit(ws)

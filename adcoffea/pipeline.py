@@ -130,6 +130,21 @@ def data_datasets(cfg: AnalysisConfig, fileset: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------------------
 # stages 2-3: processing
 # --------------------------------------------------------------------------------------
+def write_processed(run_out: Any, out_dir: Path) -> None:
+    """Histograms (pickle + ROOT) and ``cutflow.json`` (cutflows and input accounting)."""
+    from adcoffea.outputs import save_hists, write_json
+
+    save_hists(run_out.output.get("hists", {}), out_dir)
+    write_json(
+        out_dir / "cutflow.json",
+        {
+            "cutflow": run_out.output.get("cutflow", {}),
+            "weighted": run_out.output.get("cutflow_weighted", {}),
+            "report": run_out.report.to_dict(),
+        },
+    )
+
+
 def make_processor(
     cfg: AnalysisConfig,
     *,
@@ -238,7 +253,7 @@ def run(
     statistics: bool = True,
 ) -> RunResult:
     """Run the analysis described by ``cfg``; see the module docstring for the stages."""
-    from adcoffea.outputs import save_hists, write_json
+    from adcoffea.outputs import write_json
 
     out_dir = Path(output or cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -282,15 +297,7 @@ def run(
     results["run_report"] = run_out.report.to_dict()
 
     with timer.stage("write"):
-        save_hists(hists, out_dir)
-        write_json(
-            out_dir / "cutflow.json",
-            {
-                "cutflow": results["cutflow"],
-                "weighted": results["cutflow_weighted"],
-                "report": results["run_report"],
-            },
-        )
+        write_processed(run_out, out_dir)
 
     if models and "columns" in run_out.output:
         with timer.stage("evaluate"):
@@ -436,7 +443,6 @@ def _bundle_args(values: list[str]) -> dict[str, str]:
 def process_main(args) -> int:
     from adcoffea.config import RegionConfig, SelectionConfig, load_config
     from adcoffea.execution import run_processor
-    from adcoffea.outputs import save_hists, write_json
     from adcoffea.processors import PROCESSORS
 
     bundles = _bundle_args(args.bundle)
@@ -477,15 +483,7 @@ def process_main(args) -> int:
         checkpoint_dir=args.output / "checkpoints",
         resume=args.resume,
     )
-    save_hists(res.output.get("hists", {}), args.output)
-    write_json(
-        args.output / "cutflow.json",
-        {
-            "cutflow": res.output.get("cutflow", {}),
-            "weighted": res.output.get("cutflow_weighted", {}),
-            "report": res.report.to_dict(),
-        },
-    )
+    write_processed(res, args.output)
     rep = res.report
     print(
         f"adcoffea process: {rep.events_processed} of {rep.events_total} events processed, "

@@ -263,8 +263,6 @@ def _bh_plots(result, data, background, edges, plots: Path, region: str, xlabel:
 # 2D: data-driven background + 2D BumpHunter
 # --------------------------------------------------------------------------------------
 def _two_dimensional(cfg, h, data, data_names, region, plots: Path) -> dict[str, Any]:
-    from adcoffea.fits.bumphunter import bumphunt
-
     out: dict[str, Any] = {}
     bh = cfg.bumphunt
     if bh is None or region == cfg.regions[0].name:
@@ -273,19 +271,7 @@ def _two_dimensional(cfg, h, data, data_names, region, plots: Path) -> dict[str,
     incl = _values(summed(h, data_names, cfg.regions[0].name))
     background, unc = efficiency_background(incl, counts)
     edges = [data.axes[0].edges, data.axes[1].edges]
-    result = bumphunt(
-        counts,
-        background,
-        edges=edges,
-        width_min=bh.width_min,
-        width_max=bh.width_max,
-        step=bh.step,
-        mode=bh.mode,
-        n_toys=bh.n_toys,
-        seed=bh.seed,
-        bkg_uncertainty=unc,
-        keep_toy_t=True,
-    )
+    result = _scan(bh, counts, background, edges, None, unc)
     out["bumphunter"] = result.to_dict()
     out["background_method"] = "inclusive x efficiency(m_X)"
     _bh_plots(result, counts, background, edges, plots, region, "")

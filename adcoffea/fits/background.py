@@ -50,13 +50,24 @@ def histogram_arrays(
                 f"expected a 1D histogram, got axes {names}; select categories first "
                 "(e.g. h[{'dataset': 'data', 'region': 'inclusive'}])"
             )
-        return np.asarray(h.axes[0].edges, dtype=float), np.asarray(h.values(), dtype=float)
-    if edges is None:
-        raise ConfigError("counts given without bin edges: pass edges=...")
-    counts = np.asarray(hist_or_counts, dtype=float)
-    edges = np.asarray(edges, dtype=float)
-    if counts.ndim != 1 or len(edges) != len(counts) + 1:
-        raise ConfigError(f"{len(counts)} counts need {len(counts) + 1} edges, got {len(edges)}")
+        edges = np.asarray(h.axes[0].edges, dtype=float)
+        counts = np.asarray(h.values(), dtype=float)
+    else:
+        if edges is None:
+            raise ConfigError("counts given without bin edges: pass edges=...")
+        counts = np.asarray(hist_or_counts, dtype=float)
+        edges = np.asarray(edges, dtype=float)
+        if counts.ndim != 1 or len(edges) != len(counts) + 1:
+            raise ConfigError(
+                f"{len(counts)} counts need {len(counts) + 1} edges, got {len(edges)}"
+            )
+    bad = ~np.isfinite(counts) | (counts < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ConfigError(
+            f"histogram has {int(bad.sum())} NaN, infinite or negative bin(s), first "
+            f"[{edges[i]:g}, {edges[i + 1]:g}] = {counts[i]}; a Poisson fit needs counts >= 0"
+        )
     return edges, counts
 
 
@@ -587,20 +598,7 @@ def fit_background(
         if not hi > lo:
             raise ConfigError(f"fit exclude window must have high > low, got {exclude}")
         mask = ~((fit_edges[1:] > lo) & (fit_edges[:-1] < hi))
-        res = fit_arrays(
-            fit_edges,
-            counts[sl],
-            mask=mask,
-            function=function,
-            n_params=n_params,
-            sqrt_s=sqrt_s,
-            signal=sig,
-            backend=backend,
-            start=start,
-            min_count=min_count,
-        )
-        return replace(res, extra={**res.extra, "exclude": [lo, hi]})
-    return fit_arrays(
+    res = fit_arrays(
         fit_edges,
         counts[sl],
         mask=mask,
@@ -612,6 +610,9 @@ def fit_background(
         start=start,
         min_count=min_count,
     )
+    if exclude is not None:
+        res = replace(res, extra={**res.extra, "exclude": [lo, hi]})
+    return res
 
 
 # --------------------------------------------------------------------------- order selection

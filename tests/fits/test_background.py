@@ -8,7 +8,7 @@ import hist
 import numpy as np
 import pytest
 
-from adcoffea.errors import InputFileError
+from adcoffea.errors import ConfigError, InputFileError
 from adcoffea.fits.background import (
     PoissonModel,
     deviance,
@@ -209,3 +209,11 @@ def test_excluded_window_interpolates_background_under_a_signal():
     b = fit_background(toy, edges=EDGES, n_params=4, exclude=window)
     assert np.all(np.abs(a.values[1:] - b.values[1:]) < 1.5 * b.errors[1:])
     assert b.ndf < a.ndf
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -3.0])
+def test_invalid_counts_are_refused_with_the_bin(value):
+    counts = expected_counts(EDGES, TRUTH)
+    counts[5] = value
+    with pytest.raises(ConfigError, match=rf"\[{EDGES[5]:g}, {EDGES[6]:g}\]"):
+        fit_background(counts, edges=EDGES, n_params=4)

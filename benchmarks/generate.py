@@ -1,24 +1,38 @@
-"""Generator speed and LHCO-reference closure.
+"""Generator speed against the uproot floor, file size, and LHCO-reference closure.
 
-Prints (1) events/s of ``adcoffea.synthetic.generate`` (including ROOT writing), against the
-time numpy takes to draw the same number of raw normals in the same run, and (2) the signal-region
-(3.3 < mjj < 3.7 TeV) feature table of the QCD and W' samples next to the LHCO R&D reference
-(shared/LHCO_REFERENCE.md), plus W' / svj / yxh resonance checks.
+Prints (1) events/s of ``adcoffea.synthetic.generate`` for QCD (what ``adcoffea generate --process
+qcd`` runs, ROOT writing included), wall and CPU, against the floor measured in the same run:
+the time uproot alone takes to write the same arrays (read back from the generated files,
+regrouped into the same collections, written with the same compression and chunking); the
+generated file size and PFCands per event; (2) the signal-region (3.3 < mjj < 3.7 TeV) feature
+table of the QCD and W' samples next to the LHCO R&D reference (shared/LHCO_REFERENCE.md), the
+QCD mjj band fractions, plus W' / svj / yxh resonance checks.
 
-Usage: python benchmarks/generate.py [--events 100000] [--signal-events 20000] [--out DIR]
+Usage: python benchmarks/generate.py [--events 1000000] [--files 1] [--workers 1]
+       [--signal-events 20000] [--out DIR] [--no-floor]
+Issue 10 target: >= 10k QCD events/s on one core (--files 1 --workers 1), files no larger per event
+than before (1.9 kB/event with LZ4, 79 PFCands/event).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import tempfile
 import time
+from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import uproot
 
 from adcoffea.synthetic import generate
+from adcoffea.synthetic.nanoaod import CHUNK_EVENTS, _branch_type, _compression
+
+#: before the issue-10 speed-up (PR state of the package split): bytes and PFCands per event
+BASELINE = {"bytes_per_event": 1911, "pfcands_per_event": 78.8, "events_per_s": 2400}
+FEATURE_BRANCHES = ["FatJet_pt", "FatJet_eta", "FatJet_phi", "FatJet_mass", "FatJet_tau*"]
 
 # mean, std, q05, q16, q50, q84, q95 (TeV); None = not in the reference
 REFERENCE = {
@@ -105,32 +119,100 @@ def _print_table(process: str, feats: dict[str, np.ndarray]) -> None:
         )
 
 
-def _read(sample) -> ak.Array:
-    return uproot.concatenate([f"{p}:Events" for p in sample.files], library="ak")
+def _read(sample, filter_name=None) -> ak.Array:
+    return uproot.concatenate(
+        [f"{p}:Events" for p in sample.files], filter_name=filter_name, library="ak"
+    )
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (parallel writers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _regroup(chunk: ak.Array) -> dict:
+    """Branches read back -> the dict the generator hands to ``tree.extend`` (collections)."""
+    out: dict = {}
+    groups: dict[str, dict] = {}
+    for name in chunk.fields:
+        prefix, _, field = name.partition("_")
+        if prefix in ("FatJet", "PFCand", "FatJetPFCand"):
+            groups.setdefault(prefix, {})[field] = chunk[name]
+        elif not (name.startswith("n") and name[1:] in ("FatJet", "PFCand", "FatJetPFCand")):
+            out[name] = ak.to_numpy(chunk[name])
+    for prefix, fields in groups.items():
+        out[prefix] = ak.zip(fields)
+    return out
+
+
+def uproot_floor(files: list[str], out_dir: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds uproot alone takes to write the arrays of ``files``.
+
+    Only the writing is timed (not the reading back, nor regrouping the branches).
+    """
+    total = 0.0
+    cpu = 0.0
+    for i, path in enumerate(files):
+        target = out_dir / f"floor_{i}.root"
+        with uproot.open(path) as src:
+            chunks = src["Events"].iterate(step_size=CHUNK_EVENTS, library="ak")
+            first = _regroup(next(chunks))
+            t0, c0 = time.perf_counter(), time.process_time()
+            f = uproot.recreate(target, compression=_compression())
+            tree = f.mktree("Events", {k: _branch_type(v) for k, v in first.items()})
+            tree.extend(first)
+            total, cpu = total + time.perf_counter() - t0, cpu + time.process_time() - c0
+            for chunk in chunks:
+                arrays = _regroup(chunk)
+                t0, c0 = time.perf_counter(), time.process_time()
+                tree.extend(arrays)
+                total, cpu = total + time.perf_counter() - t0, cpu + time.process_time() - c0
+            t0, c0 = time.perf_counter(), time.process_time()
+            f.close()
+            total, cpu = total + time.perf_counter() - t0, cpu + time.process_time() - c0
+        target.unlink()
+    return total, cpu
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--files", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="processes writing files in parallel")
     ap.add_argument("--signal-events", type=int, default=20_000)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--no-floor", action="store_true", help="skip the uproot-alone timing")
     args = ap.parse_args()
-    out = args.out or tempfile.mkdtemp(prefix="adc_gen_bench_")
+    out = Path(args.out or tempfile.mkdtemp(prefix="adc_gen_bench_"))
 
-    t0 = time.perf_counter()
-    np.random.default_rng(0).standard_normal(args.events * 100)
-    t_ref = time.perf_counter() - t0
-    t0, c0 = time.perf_counter(), time.process_time()
-    qcd = generate("qcd", n_events=args.events, seed=1, out_dir=out)
-    t_gen, c_gen = time.perf_counter() - t0, time.process_time() - c0
-    n_cand = sum(uproot.open(p)["Events"]["nPFCand"].array(library="np").sum() for p in qcd.files)
-    print(
-        f"qcd: {args.events} events in {t_gen:.2f} s wall ({c_gen:.2f} s CPU) = "
-        f"{args.events / t_gen:,.0f} events/s "
-        f"({n_cand / args.events:.1f} PFCands/event); reference: numpy draws 100 normals/event "
-        f"in {t_ref:.2f} s, generation/reference time ratio {t_gen / t_ref:.1f}"
+    t0, c0 = time.perf_counter(), _cpu()
+    qcd = generate(
+        "qcd", n_events=args.events, seed=1, out_dir=out, n_files=args.files, workers=args.workers
     )
-    feats = {"qcd": dijet_features(_read(qcd))}
+    t_gen, c_gen = time.perf_counter() - t0, _cpu() - c0
+    n = args.events
+    n_cand = sum(uproot.open(p)["Events"]["nPFCand"].array(library="np").sum() for p in qcd.files)
+    size = sum(os.path.getsize(p) for p in qcd.files)
+    print(
+        f"qcd: {n} events, {args.files} file(s), {args.workers} worker(s): {t_gen:.1f} s wall, "
+        f"{c_gen:.1f} s CPU -> {n / t_gen:,.0f} events/s wall, {n / c_gen:,.0f} events/s per "
+        f"CPU-second (before: ~{BASELINE['events_per_s']:,} events/s)"
+    )
+    print(
+        f"qcd files: {size / n:,.0f} bytes/event (before {BASELINE['bytes_per_event']:,}), "
+        f"{n_cand / n:.1f} PFCands/event (before {BASELINE['pfcands_per_event']})"
+    )
+    if not args.no_floor:
+        t_floor, c_floor = uproot_floor(list(qcd.files), out)
+        print(
+            f"uproot floor (writing the same arrays alone, same compression and chunks): "
+            f"{t_floor:.1f} s wall, {c_floor:.1f} s CPU = {n / c_floor:,.0f} events/s per "
+            f"CPU-second; generation / floor: {t_gen / t_floor:.1f} (wall), "
+            f"{c_gen / c_floor:.1f} (CPU)"
+        )
+    feats = {"qcd": dijet_features(_read(qcd, FEATURE_BRANCHES))}
     t0 = time.perf_counter()
     wp = generate("wprime", n_events=args.signal_events, seed=2, out_dir=out)
     t_wp = time.perf_counter() - t0
@@ -146,7 +228,7 @@ def main() -> None:
     )
 
     svj = _read(generate("svj", n_events=args.signal_events // 2, seed=3, out_dir=out))
-    qcd_met = _read(qcd)["PFMET_pt"][:20000]
+    qcd_met = _read(qcd, ["PFMET_pt"])["PFMET_pt"][:20000]
     f = dijet_features(svj)
     met, mphi = ak.to_numpy(svj.PFMET_pt), ak.to_numpy(svj.PFMET_phi)
     pt, phi = (ak.to_numpy(svj[f"FatJet_{k}"][:, :2]).astype(float) for k in ("pt", "phi"))

@@ -1,4 +1,4 @@
-"""Tests of the synthetic LHCO-like NanoAOD generator: schema, constituent closure, physics."""
+"""The synthetic LHCO-like NanoAOD generator end to end: schema, constituent closure, physics."""
 
 from __future__ import annotations
 
@@ -245,19 +245,23 @@ def test_yxh_masses_and_prongs(samples):
     assert np.median(x_tau32(samples["yxh3"][1])) < np.median(x_tau32(samples["yxh"][1])) - 0.2
 
 
-def test_same_seed_same_arrays(tmp_path):
-    a = generate("svj", n_events=200, seed=5, out_dir=tmp_path / "a")
-    b = generate("svj", n_events=200, seed=5, out_dir=tmp_path / "b")
-    c = generate("svj", n_events=200, seed=6, out_dir=tmp_path / "c")
-    ta, tb, tc = (uproot.open(s.files[0])["Events"] for s in (a, b, c))
-    for key in ta.keys():  # noqa: SIM118 (uproot TTree, not a dict)
-        assert np.array_equal(
-            ak.to_numpy(ak.flatten(ta[key].array(), axis=None)),
-            ak.to_numpy(ak.flatten(tb[key].array(), axis=None)),
-        ), key
-    assert not np.array_equal(
-        ak.to_numpy(ta["PFMET_pt"].array()), ak.to_numpy(tc["PFMET_pt"].array())
-    )
+@pytest.mark.parametrize("process", ["svj", "qcd"])
+def test_same_seed_same_arrays(tmp_path, process):
+    a = generate(process, n_events=200, seed=5, out_dir=tmp_path / "a", n_files=2)
+    # files written by two processes hold the same events
+    workers = 2 if process == "qcd" else 1
+    b = generate(process, n_events=200, seed=5, out_dir=tmp_path / "b", n_files=2, workers=workers)
+    c = generate(process, n_events=200, seed=6, out_dir=tmp_path / "c", n_files=2)
+    for fa, fb, fc in zip(a.files, b.files, c.files, strict=True):
+        ta, tb, tc = (uproot.open(f)["Events"] for f in (fa, fb, fc))
+        for key in ta.keys():  # noqa: SIM118 (uproot TTree, not a dict)
+            assert np.array_equal(
+                ak.to_numpy(ak.flatten(ta[key].array(), axis=None)),
+                ak.to_numpy(ak.flatten(tb[key].array(), axis=None)),
+            ), key
+        assert not np.array_equal(
+            ak.to_numpy(ta["PFMET_pt"].array()), ak.to_numpy(tc["PFMET_pt"].array())
+        )
     assert not list(tmp_path.glob("*/.*tmp*"))  # atomic writing leaves no temporaries
 
 

@@ -15,20 +15,26 @@ same t for the same toys), two to three orders of magnitude faster:
 * for each toy the special function (gammainc) is evaluated only on the few windows that can
   still hold the toy's minimum p-value. A window is skipped when a rigorous upper bound on its
   local Z, sqrt(2 (D ln(D/B) + B - D)) (Short 2013), is below the exact Z of the toy's most
-  promising window. The exact t of every toy is kept, so the t distribution is available.
+  promising window (with a margin far above the rounding of both); that window itself is always
+  evaluated. The exact t of every toy is kept, so the t distribution is available.
 
 Conventions (documented choices):
 
 * Local p: excess mode p = P(N >= D | B) when D > B and B > 0, else 1; deficit mode
   p = P(N <= D | B) when D < B, else 1. Windows with B = 0 get p = 1 (no prediction, as in the
   reference implementations). Tiny p-values are computed in log space (never 0, t never inf).
+  log p is accurate to ~1e-9 or better at any count: scipy's gammainc truncates its series for
+  B >~ 1e6 at Z >~ 4.5 (log p off by 3e-2 at 1e7, 0.4 at 1e8, making Z too large), so those
+  excess p-values are recomputed (:func:`adcoffea.fits._windows.log_pvalues`). The
+  Poisson-Gamma p-values with ``bkg_uncertainty`` use scipy's ``betainc`` as is.
 * 1D: the scan range is trimmed to the first..last bin with positive background (as the
   ATLAS C++ BumpHunter and pyBumpHunter do); 2D: no trimming (as pyBumpHunter 2D).
 * Bump: the first window with the minimum p in the order widths (wx, wy) ascending, then
   position (x, y) ascending (pyBumpHunter's order).
 * Global p = (#toys with t >= t_obs) / n_toys, Z = norm.isf(p). When no toy reaches t_obs the
   result is a bound: p < -ln(1 - CL) / n_toys at confidence CL (default 95%), flagged by
-  ``global_p_is_bound``; Z is then a lower bound. Z is reported as 0 when p = 1.
+  ``global_p_is_bound``; Z is then a lower bound. Z is reported as 0 when p = 1. When no window
+  has p < 1 (t_obs = 0), every toy has t >= t_obs and the global p is exactly 1 on every path.
 
 Example:
     >>> import numpy as np
@@ -53,7 +59,7 @@ import numpy as np
 from scipy.special import betainc, ndtri_exp
 from scipy.stats import norm
 
-from adcoffea.errors import AdcoffeaError, ConfigError
+from adcoffea.errors import BumpHunterError, ConfigError
 from adcoffea.fits._windows import (
     CritCounter1D,
     Windows,
@@ -71,9 +77,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BumpHunterError",
     "BumpHunterResult",
-    "InjectionStudyResult",
     "bumphunt",
-    "inject_signal_study",
     "local_pvalues",
     "pybumphunter_toys",
 ]
@@ -82,10 +86,6 @@ __all__ = [
 _PAIRS_PER_CHUNK = 2_000_000
 #: uniforms per sampler call (8 bytes each): keeps one chunk of toys in cache.
 _UNIFORMS_PER_DRAW = 131_072
-
-
-class BumpHunterError(AdcoffeaError, ValueError):
-    """Invalid BumpHunter input: mismatched shapes or edges, bad widths, empty background."""
 
 
 # ----------------------------------------------------------------------------------------
@@ -120,6 +120,15 @@ def _as_array(obj: Any, edges: Any, what: str) -> tuple[np.ndarray, list[np.ndar
     if not np.all(np.isfinite(values)):
         raise BumpHunterError(f"{what} histogram contains NaN or inf")
     return values, ax_edges
+
+
+def _count(v: Any, name: str, *, minimum: int) -> int:
+    """An integer option >= ``minimum`` (integral floats such as 2.0 are accepted)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {v!r}")
+    if not np.isfinite(v) or float(v) != int(v) or int(v) < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {v!r}")
+    return int(v)
 
 
 def _pair(v: Any, ndim: int, name: str) -> tuple[Any, Any]:
@@ -179,6 +188,7 @@ def _setup(
     sideband: bool,
     sideband_width: Any,
     bkg_uncertainty: Any,
+    bkg_correlated: bool = False,
 ) -> _Setup:
     if mode not in ("excess", "deficit"):
         raise ConfigError(f"mode must be 'excess' or 'deficit', got {mode!r}")
@@ -200,8 +210,8 @@ def _setup(
     if bkg_uncertainty is not None:
         if np.isscalar(bkg_uncertainty):
             rel = float(bkg_uncertainty)
-            if rel < 0:
-                raise ConfigError("bkg_uncertainty must be >= 0")
+            if not (np.isfinite(rel) and rel >= 0):
+                raise ConfigError(f"bkg_uncertainty must be a finite number >= 0, got {rel!r}")
             var = ("relative", rel)
         else:
             sig = np.asarray(bkg_uncertainty, dtype=np.float64)
@@ -209,7 +219,20 @@ def _setup(
                 raise BumpHunterError(
                     f"bkg_uncertainty shape {sig.shape} differs from background {b.shape}"
                 )
-            var = ("absolute", sig**2)
+            bad = ~np.isfinite(sig) | (sig < 0)
+            if bad.any():
+                i = tuple(int(j) for j in np.argwhere(bad)[0])
+                raise BumpHunterError(
+                    f"bkg_uncertainty has {int(bad.sum())} NaN, infinite or negative bin(s), "
+                    f"first at bin {i if len(i) > 1 else i[0]}: {sig[i]}"
+                )
+            # per-bin sigma; squared below unless summed linearly (bkg_correlated)
+            var = ("absolute", sig)
+    if bkg_correlated and (var is None or var[0] != "absolute"):
+        raise ConfigError(
+            "bkg_correlated needs a per-bin bkg_uncertainty array (a relative one is already "
+            "fully correlated in a window)"
+        )
     if ndim == 1:
         d, b = d[:, None], b[:, None]
         if var is not None and var[0] == "absolute":
@@ -243,18 +266,34 @@ def _setup(
     for s in steps:
         if not (s in ("half", "full") or (isinstance(s, (int, np.integer)) and s >= 1)):
             raise ConfigError(f"step must be a positive integer, 'half' or 'full', got {s!r}")
-    widths = []
-    for ax in range(2):
-        n = shape[ax]
-        lo_w = int(wmin[ax])
-        hi_w = int(wmax[ax]) if wmax[ax] is not None else max(1, n // 2)
-        if lo_w < 1 or hi_w < lo_w or int(wstep[ax]) < 1:
-            raise ConfigError(f"invalid widths: min {wmin}, max {wmax}, step {wstep}")
-        widths.append(np.arange(lo_w, hi_w + 1, int(wstep[ax])))
+    if sideband_width is not None and not sideband:
+        raise ConfigError(
+            "sideband_width is only used with sideband=True (bins kept for the normalisation "
+            "of each window); set sideband=True or drop sideband_width"
+        )
     sw = _pair(sideband_width if sideband_width is not None else 0, ndim, "sideband_width")
-    if sideband and any(int(s) < 0 for s in sw):
-        raise ConfigError("sideband_width must be >= 0")
-    h_lo = (int(sw[0]), int(sw[1]) if ndim == 2 else 0) if sideband else (0, 0)
+    sw = tuple(_count(v, "sideband_width", minimum=0) for v in sw)
+    h_lo = (sw[0], sw[1] if ndim == 2 else 0) if sideband else (0, 0)
+    widths = []
+    axis = ("", "") if ndim == 1 else (" along x", " along y")
+    for ax in range(ndim if ndim == 2 else 1):
+        # bins a window can cover: the scan region minus the normalisation-only sidebands
+        n = shape[ax] - 2 * h_lo[ax]
+        lo_w = _count(wmin[ax], "width_min", minimum=1)
+        hi_w = max(1, n // 2) if wmax[ax] is None else _count(wmax[ax], "width_max", minimum=1)
+        w_step = _count(wstep[ax], "width_step", minimum=1)
+        if hi_w < lo_w:
+            raise ConfigError(f"width_max ({hi_w}) must be >= width_min ({lo_w}){axis[ax]}")
+        if hi_w > n:
+            raise ConfigError(
+                f"width_max={hi_w} exceeds the {n} bin(s) of the scan range{axis[ax]} "
+                f"(bins {shape[ax]}"
+                + (f", sideband_width {h_lo[ax]} each side" if h_lo[ax] else "")
+                + "); lower width_max or widen scan_range"
+            )
+        widths.append(np.arange(lo_w, hi_w + 1, w_step))
+    if ndim == 1:
+        widths.append(np.arange(1, 2))
     h_hi = (shape[0] - h_lo[0], shape[1] - h_lo[1])
     win = enumerate_windows(shape, h_lo, h_hi, widths[0], widths[1], steps)
     if win.size == 0:
@@ -266,10 +305,13 @@ def _setup(
     if var is not None:
         if var[0] == "relative":
             var_win = (var[1] * window_sums_direct(bc, win)) ** 2
+        elif bkg_correlated:
+            # fully correlated within a window (e.g. a fit-function shift): sigma adds linearly
+            var_win = window_sums_direct(var[1][lo_x:hi_x, lo_y:hi_y], win) ** 2
         else:
-            var_win = window_sums_direct(var[1][lo_x:hi_x, lo_y:hi_y], win)
+            var_win = window_sums_direct(var[1][lo_x:hi_x, lo_y:hi_y] ** 2, win)
     settings = {
-        "width_min": list(map(int, wmin[:ndim])),
+        "width_min": [int(w[0]) for w in widths[:ndim]],
         "width_max": [int(widths[0][-1]), int(widths[1][-1])][:ndim],
         "width_step": list(map(int, wstep[:ndim])),
         "step": [s if isinstance(s, str) else int(s) for s in steps[:ndim]],
@@ -277,6 +319,7 @@ def _setup(
         "sideband": bool(sideband),
         "sideband_width": list(map(int, sw[:ndim])) if sideband else None,
         "bkg_uncertainty": None if var is None else (var[1] if var[0] == "relative" else "per-bin"),
+        "bkg_correlated": bool(bkg_correlated) if var is not None else None,
     }
     return _Setup(
         ndim=ndim,
@@ -374,6 +417,7 @@ def local_pvalues(
     sideband: bool = False,
     sideband_width: int | Sequence[int] | None = None,
     bkg_uncertainty: float | np.ndarray | None = None,
+    bkg_correlated: bool = False,
 ) -> dict[str, np.ndarray]:
     """Local p-values of every window (no toys), in the documented scan order.
 
@@ -394,6 +438,7 @@ def local_pvalues(
         sideband=sideband,
         sideband_width=sideband_width,
         bkg_uncertainty=bkg_uncertainty,
+        bkg_correlated=bkg_correlated,
     )
     d_win = window_sums_direct(setup.data, setup.windows)
     p, logp, b = _window_pvalues(setup, d_win, setup.data.sum())
@@ -430,8 +475,12 @@ def _toy_t(setup: _Setup, toys: np.ndarray, summer: WindowSummer) -> np.ndarray:
     # exact Z of the most promising window; only windows whose upper bound reaches it can win
     z_best = -ndtri_exp(lp_best)
     thr = np.where(has & (z_best > 0), z_best * z_best, -np.inf)
-    thr = thr - 1e-7 * (1.0 + np.abs(thr)) - 1e-9  # safety margin for rounding in z2
+    # margin for rounding: z2 is accurate to ~1e-16 |d - b| and log p to ~1e-10 (see
+    # log_pvalues), far inside this; a wider margin only evaluates a few more windows
+    thr = thr - 1e-6 * (1.0 + np.abs(thr))
     cand = rel & (z2 >= thr[:, None])
+    # the window the threshold came from is always evaluated, whatever the bound says
+    cand[rows[has], best[has]] = True
     ti, ki = np.nonzero(cand)
     _, lp = log_pvalues(df[ti, ki], b[ki], setup.mode)
     tmin = np.zeros(t_n)
@@ -580,6 +629,7 @@ def bumphunt(
     seed: int | None = 0,
     toys: np.ndarray | None = None,
     bkg_uncertainty: float | np.ndarray | None = None,
+    bkg_correlated: bool = False,
     bound_cl: float = 0.95,
     keep_toy_t: bool = False,
 ) -> BumpHunterResult:
@@ -589,15 +639,17 @@ def bumphunt(
         data: data histogram: ``hist.Hist`` (1D/2D, any edges) or array of counts.
         background: expected background, same binning as ``data``.
         edges: bin edges for array inputs (array, or pair of arrays in 2D); bin indices if None.
-        width_min, width_max, width_step: window widths in bins (per axis in 2D: int or
-            pair). ``width_max=None`` means half the number of bins.
+        width_min, width_max, width_step: window widths in bins (per axis in 2D: integers or
+            pairs). ``width_max=None`` means half the number of bins; a ``width_max`` above
+            the bins of the scan range (less the sidebands) is an error, not capped.
         step: position step: int, 'half' (max(1, w // 2)) or 'full' (w); per axis in 2D.
         mode: 'excess' or 'deficit'.
         scan_range: (lo, hi) in observable units, ((xlo, xhi), (ylo, yhi)) in 2D: only bins
             entirely inside are used (for windows, normalisation and toys).
         sideband: pyBumpHunter-style normalisation: in each window the background is scaled
             by (data outside the window) / (background outside the window).
-        sideband_width: bins at each edge used only for the normalisation, not scanned.
+        sideband_width: bins at each edge used only for the normalisation, not scanned
+            (only with ``sideband=True``).
         sideband_toys: with ``sideband``, draw toys from the background scaled to the data
             total ('normalised', default) or from the raw background ('raw', pyBumpHunter).
         n_toys: number of background-only Poisson toys (0: no global p-value).
@@ -607,11 +659,15 @@ def bumphunt(
             the same seed gives the same toys with and without ``keep_toy_t``, but different
             toys (and global p within its statistical error) than adcoffea versions that
             used ``Generator.poisson``.
-        toys: explicit toys, shape (T, *data.shape), e.g. :func:`pybumphunter_toys`.
+        toys: explicit toys, shape (T, *data.shape), e.g. :func:`pybumphunter_toys`; integer
+            counts >= 0 (NaN, fractional or negative entries are refused).
         bkg_uncertainty: relative background uncertainty (float, fully correlated in a
             window) or per-bin absolute uncertainties (array, added in quadrature); folded
             into the local p-value with a Gamma prior (Poisson-Gamma / negative binomial).
             The toys stay Poisson around the nominal background.
+        bkg_correlated: per-bin uncertainties are fully correlated across the bins of a
+            window (summed linearly, not in quadrature), as for a fit-function uncertainty
+            (:func:`adcoffea.fits.uncertainty.fit_function_uncertainty`).
         bound_cl: confidence level of the upper bound on the global p when no toy reaches t_obs.
         keep_toy_t: compute the exact t of every toy (``result.t_toys``, for plots). Without
             it (and without sideband/uncertainty) the global p comes from per-window critical
@@ -622,8 +678,9 @@ def bumphunt(
         BumpHunterResult.
 
     Raises:
-        BumpHunterError: mismatched shapes/edges, negative bins, background all zero, no window.
-        ConfigError: invalid option values.
+        BumpHunterError: mismatched shapes/edges, negative bins, background all zero, no window,
+            bad toys or a bad per-bin ``bkg_uncertainty``.
+        ConfigError: invalid option values (named in the message).
     """
     setup = _setup(
         data,
@@ -638,11 +695,14 @@ def bumphunt(
         sideband=sideband,
         sideband_width=sideband_width,
         bkg_uncertainty=bkg_uncertainty,
+        bkg_correlated=bkg_correlated,
     )
     if sideband_toys not in ("normalised", "raw"):
         raise ConfigError("sideband_toys must be 'normalised' or 'raw'")
     if not 0.0 < bound_cl < 1.0:
         raise ConfigError("bound_cl must be in (0, 1)")
+    if toys is None:
+        n_toys = _count(n_toys, "n_toys", minimum=0)
     d_total = float(setup.data.sum())
     d_win = window_sums_direct(setup.data, setup.windows)
     p, logp, b = _window_pvalues(setup, d_win, d_total)
@@ -689,11 +749,25 @@ def bumphunt(
     summer = None if fast_1d else WindowSummer(setup.windows)
     if toys is not None:
         toys = np.asarray(toys)
-        if toys.shape[1:] != setup.full_shape:
+        if toys.ndim < 1 or toys.shape[1:] != setup.full_shape:
             raise BumpHunterError(
                 f"toys must have shape (T, {', '.join(map(str, setup.full_shape))}), "
                 f"got {toys.shape}"
             )
+        if toys.dtype.kind not in "iu":
+            if toys.dtype.kind not in "fb":
+                raise BumpHunterError(f"toys must be counts (integers), got dtype {toys.dtype}")
+            finite = np.isfinite(toys)
+            if not finite.all():
+                raise BumpHunterError(
+                    f"toys contain {int((~finite).sum())} NaN or infinite value(s), first in "
+                    f"toy {int(np.argwhere(~finite)[0][0])}"
+                )
+            if np.any(toys != np.round(toys)):
+                raise BumpHunterError("toys must hold integer counts (Poisson pseudo-data)")
+            toys = toys.astype(np.int64)
+        if toys.size and toys.min() < 0:
+            raise BumpHunterError("toys must hold counts >= 0")
         if nd == 1:
             toys = toys[:, :, None]
         region = toys[:, ox : ox + nx, oy : oy + ny]
@@ -718,6 +792,10 @@ def bumphunt(
         t_toys = np.concatenate(t_parts) if t_parts else np.zeros(0)
         n_done = t_toys.size
         above_count = int(np.count_nonzero(t_toys >= t_obs))
+    elif t_obs <= 0.0:
+        # no window has p < 1: every toy has t >= 0 = t_obs, so p = 1 (the critical-count
+        # comparison below only sees toys with some excess)
+        n_done = above_count = n_total
     elif fast_1d:
         crit = critical_counts(setup.bkg_win, t_obs, setup.mode)
         counter = CritCounter1D(setup.windows, crit, mode)
@@ -756,143 +834,4 @@ def bumphunt(
         seed=None if toys is not None else seed,
         settings=setup.settings,
         t_toys=t_toys,
-    )
-
-
-# ----------------------------------------------------------------------------------------
-# Signal injection
-# ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InjectionStudyResult:
-    """Global significance versus injected signal strength.
-
-    Attributes:
-        strengths: injected strengths (multipliers of ``signal``).
-        signal_yields: total injected signal events per strength.
-        median_z, z16, z84: median and 16%/84% quantiles of the global Z over injected toys.
-        frac_bound: fraction of injected toys beyond every background toy (their Z is the
-            bound norm.isf(-ln(1 - CL)/n_bkg_toys); a median with frac_bound >= 0.5 is a lower
-            bound).
-        target_z: requested median global significance.
-        strength_at_target: smallest strength reaching median Z >= target (linear
-            interpolation between scanned strengths), None if not reached.
-        yield_at_target: the corresponding number of signal events.
-        n_bkg_toys, n_inject_toys, seed.
-    """
-
-    strengths: tuple[float, ...]
-    signal_yields: tuple[float, ...]
-    median_z: tuple[float, ...]
-    z16: tuple[float, ...]
-    z84: tuple[float, ...]
-    frac_bound: tuple[float, ...]
-    target_z: float
-    strength_at_target: float | None
-    yield_at_target: float | None
-    n_bkg_toys: int
-    n_inject_toys: int
-    seed: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict."""
-        return {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in ((n, getattr(self, n)) for n in self.__dataclass_fields__)
-        }
-
-
-def inject_signal_study(
-    background: Any,
-    signal: Any,
-    *,
-    strengths: Sequence[float],
-    target_z: float = 3.0,
-    n_toys: int = 10000,
-    n_inject: int = 200,
-    seed: int | None = 0,
-    edges: Any = None,
-    width_min: int | Sequence[int] = 2,
-    width_max: int | Sequence[int] | None = 6,
-    width_step: int | Sequence[int] = 1,
-    step: int | str | Sequence[int | str] = 1,
-    mode: str = "excess",
-    scan_range: Any = None,
-    bound_cl: float = 0.95,
-) -> InjectionStudyResult:
-    """Median global significance of background + strength x signal, per strength (1D or 2D).
-
-    For each strength mu, ``n_inject`` Poisson pseudo-data sets are drawn around
-    background + mu * signal and scanned; each gets a global p-value against ``n_toys``
-    background-only toys (same windows), converted to Z. Returns the median Z curve and the
-    strength where it first reaches ``target_z``. In deficit mode pass a negative ``signal``.
-    """
-    b, _ = _as_array(background, edges, "background")
-    s, _ = _as_array(signal, edges, "signal")
-    if s.shape != b.shape:
-        raise BumpHunterError(f"signal shape {s.shape} differs from background {b.shape}")
-    if len(strengths) == 0:
-        raise ConfigError("strengths must not be empty")
-    rng = np.random.default_rng(seed)
-    common = {
-        "edges": edges,
-        "width_min": width_min,
-        "width_max": width_max,
-        "width_step": width_step,
-        "step": step,
-        "mode": mode,
-        "scan_range": scan_range,
-        "bound_cl": bound_cl,
-    }
-    bkg_only = bumphunt(
-        np.asarray(b),
-        background,
-        n_toys=n_toys,
-        seed=int(rng.integers(2**63)),
-        keep_toy_t=True,
-        **common,
-    )
-    t_bkg = np.sort(bkg_only.t_toys)
-    n = t_bkg.size
-    p_bound = -math.log(1.0 - bound_cl) / n
-    med, lo16, hi84, fb, yields = [], [], [], [], []
-    for mu in strengths:
-        lam = np.clip(b + float(mu) * s, 0.0, None)
-        inj = rng.poisson(lam, size=(int(n_inject), *lam.shape))
-        res = bumphunt(np.asarray(b), background, toys=inj, keep_toy_t=True, **common)
-        t_inj = res.t_toys
-        above = n - np.searchsorted(t_bkg, t_inj, side="left")  # toys with t_bkg >= t_inj
-        pvals = np.where(above > 0, above / n, p_bound)
-        z = norm.isf(pvals)
-        z = np.where(pvals >= 1.0, 0.0, z)
-        q16, q50, q84 = np.quantile(z, [0.16, 0.5, 0.84])
-        med.append(float(q50))
-        lo16.append(float(q16))
-        hi84.append(float(q84))
-        fb.append(float(np.mean(above == 0)))
-        yields.append(float(mu) * float(s.sum()))
-    strength_at = None
-    for i, zm in enumerate(med):
-        if zm >= target_z:
-            if i == 0:
-                strength_at = float(strengths[0])
-            else:
-                z0, z1 = med[i - 1], zm
-                m0, m1 = float(strengths[i - 1]), float(strengths[i])
-                strength_at = m0 + (target_z - z0) * (m1 - m0) / (z1 - z0) if z1 > z0 else m1
-            break
-    return InjectionStudyResult(
-        strengths=tuple(float(x) for x in strengths),
-        signal_yields=tuple(yields),
-        median_z=tuple(med),
-        z16=tuple(lo16),
-        z84=tuple(hi84),
-        frac_bound=tuple(fb),
-        target_z=float(target_z),
-        strength_at_target=strength_at,
-        yield_at_target=None if strength_at is None else strength_at * float(s.sum()),
-        n_bkg_toys=int(n),
-        n_inject_toys=int(n_inject),
-        seed=seed,
     )

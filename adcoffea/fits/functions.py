@@ -194,6 +194,32 @@ class BinIntegrator:
         dq = dinteg - q[:, None] * dinteg.sum(axis=0)[None, :]
         return q, dq
 
+    def shape_hessian(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``q``, ``dq/dtheta`` and ``d2q/dtheta2`` (n_bins, m, m) of the normalised fractions.
+
+        With ``I_i`` the bin integrals, ``T = sum_i I_i``, ``a_ik = dI_ik / T``,
+        ``b_ikl = d2I_ikl / T`` and their bin sums ``A_k``, ``B_kl``:
+        ``d2q_ikl = b_ikl - a_ik A_l - a_il A_k - q_i B_kl + 2 q_i A_k A_l``. Exact for the
+        quadrature, so the Hessian of the likelihood needs no finite differences.
+        """
+        logf = self.basis @ np.asarray(theta, dtype=float)
+        wf = self.weights * np.exp(logf - logf.max())
+        integ = wf.sum(axis=1)
+        total = integ.sum()
+        q = integ / total
+        a = np.einsum("in,ink->ik", wf, self.basis) / total
+        b = np.einsum("in,ink,inl->ikl", wf, self.basis, self.basis) / total
+        a_sum, b_sum = a.sum(axis=0), b.sum(axis=0)
+        dq = a - q[:, None] * a_sum[None, :]
+        d2q = (
+            b
+            - a[:, :, None] * a_sum[None, None, :]
+            - a[:, None, :] * a_sum[None, :, None]
+            - q[:, None, None] * b_sum[None, :, :]
+            + 2.0 * q[:, None, None] * (a_sum[:, None] * a_sum[None, :])[None, :, :]
+        )
+        return q, dq, d2q
+
     def integral(self, params: Sequence[float]) -> np.ndarray:
         """Un-normalised bin integrals of ``f`` over x for ``params = (p0, ...)``."""
         params = np.asarray(params, dtype=float)

@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from adcoffea.fits.background import _plain, fit_arrays, histogram_arrays, range_slice
+from adcoffea.errors import ConfigError
+from adcoffea.fits.background import fit_arrays, histogram_arrays, range_slice
 from adcoffea.fits.signal import signal_shape
+from adcoffea.outputs import to_jsonable
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class SpuriousScan:
         return float(max(abs(r["s_spur_over_sigma"]) for r in self.rows))
 
     def to_dict(self) -> dict:
-        return _plain(
+        return to_jsonable(
             {
                 "function": self.function,
                 "n_params": self.n_params,
@@ -78,11 +80,23 @@ def spurious_signal_scan(
         data_yield: total events expected in data in the fit range; the template is scaled to
             it so that ``sigma_stat`` is the signal-yield uncertainty of a data-sized sample.
     """
+    masses = [float(m) for m in np.atleast_1d(np.asarray(masses, dtype=float))]
+    if not masses:
+        raise ConfigError("masses must list at least one signal mass (GeV)")
     all_edges, counts = histogram_arrays(template, edges=edges)
     sl = range_slice(all_edges, fit_range)
     e = all_edges[sl.start : sl.stop + 1]
     n = counts[sl].astype(float)
+    outside = [m for m in masses if not (np.isfinite(m) and e[0] < m < e[-1])]
+    if outside:
+        raise ConfigError(
+            f"masses {outside} lie outside the fitted range [{e[0]:g}, {e[-1]:g}] GeV"
+        )
+    if not n.sum() > 0:
+        raise ConfigError("template: no events in the fit range; nothing to fit")
     if data_yield is not None:
+        if not (np.isfinite(data_yield) and float(data_yield) > 0):
+            raise ConfigError(f"data_yield must be a positive number of events, got {data_yield!r}")
         n = n * (float(data_yield) / n.sum())
     bkg_only = fit_arrays(e, n, function=function, n_params=n_params, sqrt_s=sqrt_s)
     rows = []
@@ -130,7 +144,7 @@ class InjectionBias:
         return float(np.std(self.pulls, ddof=1))
 
     def to_dict(self) -> dict:
-        return _plain(
+        return to_jsonable(
             {
                 "mass": self.mass,
                 "injected": self.injected,
@@ -170,6 +184,14 @@ def injection_bias(
     """
     edges = np.asarray(edges, dtype=float)
     background = np.asarray(background, dtype=float)
+    if int(n_toys) != n_toys or n_toys < 2:
+        raise ConfigError(f"n_toys must be an integer >= 2, got {n_toys!r}")
+    if not np.isfinite(injected):
+        raise ConfigError(f"injected must be a finite signal yield, got {injected!r}")
+    if background.shape != (len(edges) - 1,) or not np.all(np.isfinite(background)):
+        raise ConfigError("background must be finite counts, one per bin of edges")
+    if np.any(background < 0):
+        raise ConfigError("background must be >= 0 in every bin")
     shape = signal_shape(edges, mass, rel_width=rel_width, templates=templates)
     fshape = shape if fit_shape is None else np.asarray(fit_shape, dtype=float)
     rng = np.random.default_rng(seed)

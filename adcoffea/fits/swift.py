@@ -24,14 +24,9 @@ from typing import Any
 import numpy as np
 
 from adcoffea.errors import ConfigError
-from adcoffea.fits.background import (
-    _plain,
-    deviance,
-    fit_arrays,
-    histogram_arrays,
-    poisson_pulls,
-    range_slice,
-)
+from adcoffea.fits.background import fit_arrays, histogram_arrays, range_slice
+from adcoffea.fits.poisson import deviance, poisson_pulls
+from adcoffea.outputs import to_jsonable
 
 
 @dataclass(frozen=True)
@@ -56,7 +51,7 @@ class SlidingWindowResult:
         return deviance(self.counts, self.background)
 
     def to_dict(self) -> dict:
-        return _plain(
+        return to_jsonable(
             {
                 "method": "sliding_window",
                 "function": self.function,

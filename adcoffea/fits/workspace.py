@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from adcoffea.errors import AdcoffeaError, ConfigError
-from adcoffea.fits.background import FitResult, PoissonModel, _plain
+from adcoffea.errors import ConfigError, LimitError
+from adcoffea.fits.background import FitResult, PoissonModel
+from adcoffea.outputs import to_jsonable
 
 
 def _pyhf():
@@ -39,12 +40,15 @@ def _pyhf():
     return pyhf
 
 
-def _arr(x: Any, name: str, n: int | None = None) -> list[float]:
+def _arr(x: Any, name: str, n: int | None = None, *, nonneg: bool = False) -> list[float]:
     a = np.asarray(x, dtype=float).ravel()
     if n is not None and len(a) != n:
         raise ConfigError(f"{name} has {len(a)} bins, expected {n}")
     if not np.all(np.isfinite(a)):
         raise ConfigError(f"{name} contains non-finite values")
+    if nonneg and np.any(a < 0):
+        i = int(np.flatnonzero(a < 0)[0])
+        raise ConfigError(f"{name} must be >= 0 in every bin; bin {i} has {a[i]:g}")
     return [float(v) for v in a]
 
 
@@ -92,6 +96,7 @@ def build_workspace(
     bkg_variations: Mapping[str, tuple[Any, Any]] | None = None,
     bkg_stat_errors: Any | None = None,
     signal_stat_errors: Any | None = None,
+    fit_function_uncertainty: Any | None = None,
     control: Mapping[str, Any] | None = None,
     channel: str = "SR",
     poi: str = "mu",
@@ -109,6 +114,10 @@ def build_workspace(
         bkg_variations: ``{name: (up, down)}`` background shapes -> ``histosys`` modifiers.
         bkg_stat_errors: absolute per-bin background template uncertainties -> ``staterror``.
         signal_stat_errors: same for the signal template (shares the channel's staterror).
+        fit_function_uncertainty: the background's fit-function uncertainty, a
+            :class:`~adcoffea.fits.uncertainty.FitFunctionUncertainty` or per-bin absolute
+            values: one ``histosys`` nuisance parameter ``fit_function`` moving all bins
+            together to ``background +- uncertainty`` (down floored at 1e-3 x background).
         control: data-driven background: ``{"data": CR counts, "transfer": scalar or per-bin
             SR/CR factor, "transfer_rel_unc": optional relative normsys, "signal": optional
             signal counts in the CR for mu = 1}``. SR and CR share a ``shapefactor``.
@@ -120,9 +129,13 @@ def build_workspace(
     Returns:
         The workspace as a plain dict (JSON-serialisable).
     """
-    obs = _arr(data, "data")
+    obs = _arr(data, "data", nonneg=True)
     n = len(obs)
-    sig = _arr(signal, "signal", n)
+    if n == 0:
+        raise ConfigError("data has no bins")
+    sig = _arr(signal, "signal", n, nonneg=True)
+    if not float(poi_bounds[0]) < float(poi_bounds[1]):
+        raise ConfigError(f"poi_bounds must be (low, high) with low < high, got {poi_bounds}")
     samples: list[dict] = []
     channels: list[dict] = []
     observations = [{"name": channel, "data": obs}]
@@ -147,24 +160,30 @@ def build_workspace(
                     },
                 }
             )
+        if fit_function_uncertainty is not None:
+            bkg_mods.append(_fit_function_modifier(fit_function_uncertainty, np.asarray(bkg), n))
         if bkg_stat_errors is not None:
             bkg_mods.append(
                 {
                     "name": f"staterror_{channel}",
                     "type": "staterror",
-                    "data": _arr(bkg_stat_errors, "bkg_stat_errors", n),
+                    "data": _arr(bkg_stat_errors, "bkg_stat_errors", n, nonneg=True),
                 }
             )
         samples.append({"name": "background", "data": bkg, "modifiers": bkg_mods})
     else:
-        cr_obs = _arr(control["data"], "control data", n)
+        cr_obs = _arr(control["data"], "control data", n, nonneg=True)
         tf = np.broadcast_to(np.asarray(control.get("transfer", 1.0), dtype=float), (n,))
+        if not np.all(np.isfinite(tf)) or np.any(tf <= 0):
+            raise ConfigError("control transfer factor must be finite and > 0")
         # nominal CR prediction = CR data (floored so empty bins keep a free, positive gamma)
         cr_nom = np.maximum(np.asarray(cr_obs), 1e-3)
         sf = {"name": "bkg_shape", "type": "shapefactor", "data": None}
         sr_mods = [sf]
         if control.get("transfer_rel_unc"):
             u = float(control["transfer_rel_unc"])
+            if not 0.0 < u < 1.0:
+                raise ConfigError(f"control transfer_rel_unc must lie in (0, 1), got {u!r}")
             sr_mods.append(
                 {"name": "transfer", "type": "normsys", "data": {"hi": 1.0 + u, "lo": 1.0 - u}}
             )
@@ -178,7 +197,7 @@ def build_workspace(
             cr_samples.append(
                 {
                     "name": "signal",
-                    "data": _arr(control["signal"], "CR signal", n),
+                    "data": _arr(control["signal"], "CR signal", n, nonneg=True),
                     "modifiers": [{"name": poi, "type": "normfactor", "data": None}],
                 }
             )
@@ -189,7 +208,7 @@ def build_workspace(
             {
                 "name": f"staterror_{channel}",
                 "type": "staterror",
-                "data": _arr(signal_stat_errors, "signal_stat_errors", n),
+                "data": _arr(signal_stat_errors, "signal_stat_errors", n, nonneg=True),
             }
         )
     samples.insert(0, {"name": "signal", "data": sig, "modifiers": sig_mods})
@@ -211,6 +230,31 @@ def build_workspace(
     if validate:
         validate_workspace(ws)
     return ws
+
+
+def _fit_function_modifier(unc: Any, bkg: np.ndarray, n: int) -> dict:
+    """``histosys`` 'fit_function' from a FitFunctionUncertainty or per-bin sigma."""
+    if hasattr(unc, "per_bin") and hasattr(unc, "nominal"):
+        if len(unc.per_bin) != n:
+            raise ConfigError(
+                f"fit_function_uncertainty has {len(unc.per_bin)} bins, the workspace {n} "
+                "(compute it on the same fitted bins as the background)"
+            )
+        sigma = np.asarray(unc.per_bin, dtype=float)
+    else:
+        sigma = np.asarray(_arr(unc, "fit_function_uncertainty", n, nonneg=True))
+    if not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
+        raise ConfigError("fit_function_uncertainty must be finite and >= 0 in every bin")
+    up = bkg + sigma
+    down = np.maximum(bkg - sigma, 1e-3 * bkg)
+    return {
+        "name": "fit_function",
+        "type": "histosys",
+        "data": {
+            "hi_data": _arr(up, "fit_function up", n),
+            "lo_data": _arr(down, "fit_function down", n),
+        },
+    }
 
 
 def validate_workspace(ws: dict) -> None:
@@ -276,21 +320,25 @@ def _bracket(
             break
         lo /= 2.0
     else:
-        raise AdcoffeaError(
+        raise LimitError(
             f"limit: CLs stays below {level:g} down to mu = {lo:.3g}; the workspace cannot "
-            "set a limit (check the signal and background inputs)"
+            "set a limit (check the signal and background inputs)",
+            result={"bracket": (lo, hi)},
         )
     for _ in range(max_steps):
         if np.all(cls_values(hi) <= level):
             break
         if hi >= mu_max:
-            raise AdcoffeaError(
+            raise LimitError(
                 f"limit: CLs stays above {level:g} up to the mu bound {mu_max:g}; the signal "
-                "template is too small for this region (raise limits.reference_events)"
+                "template is too small for this region (raise limits.reference_events)",
+                result={"bracket": (lo, hi)},
             )
         hi = min(2.0 * hi, mu_max)
     else:
-        raise AdcoffeaError(f"limit: CLs stays above {level:g} up to mu = {hi:.3g}")
+        raise LimitError(
+            f"limit: CLs stays above {level:g} up to mu = {hi:.3g}", result={"bracket": (lo, hi)}
+        )
     return lo, hi
 
 
@@ -308,7 +356,7 @@ class LimitResult:
         return self.expected[2]
 
     def to_dict(self) -> dict:
-        return _plain(
+        return to_jsonable(
             {
                 "cl": self.cl,
                 "observed": self.observed,
@@ -339,6 +387,10 @@ def upper_limit(
         rtol: relative tolerance on the limit (asymptotics).
         seed: toy seed; the same toys are thrown at every mu, so CLs(mu) is smooth.
     """
+    if not 0.0 < float(cl) < 1.0:
+        raise ConfigError(f"cl must lie in (0, 1), got {cl!r}")
+    if calctype == "toybased" and not int(ntoys) >= 1:
+        raise ConfigError(f"ntoys must be >= 1, got {ntoys!r}")
     pyhf = _pyhf()
     from pyhf.infer.intervals.upper_limits import toms748_scan
 
@@ -355,8 +407,9 @@ def upper_limit(
         obs, exp = toms748_scan(data, model, lo, hi, level=1.0 - cl, rtol=rtol, test_stat="qtilde")
     except (ValueError, RuntimeError, FloatingPointError) as err:
         # e.g. a NaN CLs where a fit fails inside the bracket
-        raise AdcoffeaError(
-            f"limit: the CLs scan in mu [{lo:.3g}, {hi:.3g}] failed: {err}"
+        raise LimitError(
+            f"limit: the CLs scan in mu [{lo:.3g}, {hi:.3g}] failed: {err}",
+            result={"bracket": (lo, hi)},
         ) from None
     del pyhf
     return LimitResult(
@@ -436,7 +489,7 @@ class DiscoveryResult:
     expected_significance: float
 
     def to_dict(self) -> dict:
-        return _plain(self.__dict__)
+        return to_jsonable(self.__dict__)
 
 
 def discovery_p0(workspace: Any) -> DiscoveryResult:
@@ -464,7 +517,7 @@ class LimitScan:
     cl: float
 
     def to_dict(self) -> dict:
-        return _plain(
+        return to_jsonable(
             {
                 "cl": self.cl,
                 "masses": self.masses,
@@ -478,9 +531,10 @@ class LimitScan:
 
     def brazil_plot(self, path: str, *, ylabel: str = "95% CL upper limit on mu") -> None:
         """Write the observed limit with expected +-1, 2 sigma bands versus mass."""
-        from adcoffea.fits.fit_plots import brazil_plot
+        from adcoffea.plots import save
+        from adcoffea.plots.limits import plot_brazil
 
-        brazil_plot(self, path, ylabel=ylabel)
+        save(plot_brazil(self.masses, self.observed, self.expected, ylabel=ylabel), path, dpi=80)
 
 
 def limit_scan(
@@ -502,6 +556,10 @@ def limit_scan(
         signal_for_mass: callable ``mass -> expected signal counts for mu = 1``.
         cl: confidence level.
     """
+    if not 0.0 < float(cl) < 1.0:
+        raise ConfigError(f"cl must lie in (0, 1), got {cl!r}")
+    if len(masses) == 0:
+        raise ConfigError("masses must list at least one signal mass")
     obs, exp, yields = [], [], []
     for mass in masses:
         sig = np.asarray(signal_for_mass(float(mass)), dtype=float)

@@ -6,6 +6,10 @@ loss is ``zfit.loss.ExtendedBinnedNLL`` minimised with ``zfit.minimize.Minuit``.
 registers its bin integral as Gauss-Legendre quadrature with the same nodes as the numpy
 path, so both backends compute the same likelihood and differ only in the minimiser
 machinery. Importing this module imports TensorFlow (~10 s).
+
+Agreement with the numpy/iminuit path (measured on dijet spectra of 43 and 65 bins, 5e4 to
+1e6 events, 3 and 4 parameters): NLL minimum within 1e-9, parameter values within 3e-5 of
+their errors, errors within 1 % (zfit's numerical HESSE against the analytic Hessian).
 """
 
 from __future__ import annotations
@@ -132,7 +136,9 @@ def fit_zfit(model, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     binned = zfit.pdf.BinnedFromUnbinnedPDF(pdf, obs_binned, extended=yield_)
     data = zfit.data.BinnedData.from_tensor(obs_binned, model.counts, name=f"data_{tag}")
     loss = zfit.loss.ExtendedBinnedNLL(binned, data)
-    minimizer = zfit.minimize.Minuit(tol=1e-6, mode=1, gradient="zfit")
+    # tol=1e-6 stopped 1e-7..5e-7 above the minimum on 65-bin spectra (parameters 8e-4 sigma
+    # off the numpy path); at 1e-9 the NLL agrees to 1e-10 and the parameters to ~1e-5 sigma
+    minimizer = zfit.minimize.Minuit(tol=1e-9, mode=1, gradient="zfit")
     result = minimizer.minimize(loss)
     ordered = [yield_] + [params[f"phi{k + 1}"] for k in range(n_shape)]
     internal = np.array([float(p.value()) for p in ordered])

@@ -7,6 +7,7 @@ One small ``LocalCluster`` (2 single-threaded worker processes) serves the modul
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -89,8 +90,9 @@ def test_dask_equals_iterative(fileset, reference, client):
     assert_same_hists(res.output["hists"], reference.output["hists"])
 
 
-def test_join_existing_scheduler(fileset, reference, client, capsys):
+def test_join_existing_scheduler(fileset, reference, client, caplog):
     """``--scheduler tcp://...``: joins the running cluster and leaves it running."""
+    caplog.set_level(logging.INFO, logger="adcoffea")
     res = run_processor(
         fileset,
         DijetProcessor(),
@@ -99,14 +101,15 @@ def test_join_existing_scheduler(fileset, reference, client, capsys):
         chunksize=CHUNK,
         status=False,
     )
-    assert "dask dashboard: http://" in capsys.readouterr().out
+    assert "dask dashboard: http://" in caplog.text
     assert res.report.events_processed == N_EVENTS
     assert_same_hists(res.output["hists"], reference.output["hists"])
     assert len(client.scheduler_info()["workers"]) == 2  # still up
 
 
 @pytest.mark.slow
-def test_own_local_cluster(fileset, reference, capsys):
+def test_own_local_cluster(fileset, reference, caplog):
+    caplog.set_level(logging.INFO, logger="adcoffea")
     res = run_processor(
         {"qcd": fileset["qcd"][:1]},
         DijetProcessor(),
@@ -115,7 +118,7 @@ def test_own_local_cluster(fileset, reference, capsys):
         chunksize=CHUNK,
         status=False,
     )
-    assert "dask dashboard: http://" in capsys.readouterr().out
+    assert "dask dashboard: http://" in caplog.text
     assert res.report.events_processed == N_EVENTS // 2
 
 
@@ -193,6 +196,7 @@ def test_model_bundle_loaded_once_per_worker(fileset, client, tmp_path):
     bundle.mkdir()
     (bundle / "metadata.json").write_text(json.dumps({"method": "stand-in"}))
     client.run(_install_fake_bundle_loader)
+    _install_fake_bundle_loader()  # the main process checks the models before processing
     try:
         res = run_processor(
             fileset,
@@ -204,6 +208,7 @@ def test_model_bundle_loaded_once_per_worker(fileset, client, tmp_path):
         )
     finally:
         loads = client.run(_count_and_restore)
+        assert _count_and_restore() == 1
     assert res.report.chunks_processed == N_EVENTS // CHUNK
     # every worker that ran a chunk loaded the bundle exactly once
     assert sum(loads.values()) >= 1
@@ -251,5 +256,43 @@ def test_killed_worker_is_retried_and_loses_nothing(fileset, reference, client, 
     r = res.report
     assert (r.events_total, r.events_processed, r.events_failed) == (N_EVENTS, N_EVENTS, 0)
     assert r.failures == ()
+    assert res.output["cutflow"] == reference.output["cutflow"]
+    assert_same_hists(res.output["hists"], reference.output["hists"])
+
+
+def test_file_vanishing_after_preflight_on_dask(fileset, reference, client, tmp_path, monkeypatch):
+    """A file that passes the pre-flight and is then deleted: failed chunks, not a crash."""
+    import shutil
+
+    import adcoffea.execution.preflight as pf
+
+    gone = tmp_path / "vanishing.root"
+    shutil.copy(fileset["qcd"][0], gone)
+    real = pf.check_fileset
+
+    def check_then_delete(*args, **kwargs):
+        out = real(*args, **kwargs)
+        gone.unlink()
+        return out
+
+    monkeypatch.setattr(pf, "check_fileset", check_then_delete)
+    res = run_processor(
+        {"qcd": [*fileset["qcd"], str(gone)]},
+        DijetProcessor(),
+        executor="dask",
+        client=client,
+        chunksize=CHUNK,
+        status=False,
+    )
+    r = res.report
+    half = N_EVENTS // 2
+    assert (r.events_total, r.events_processed, r.events_failed) == (
+        N_EVENTS + half,
+        N_EVENTS,
+        half,
+    )
+    assert {f.path for f in r.failures} == {str(gone)}
+    assert len(r.failures) == half // CHUNK
+    assert all("FileNotFoundError" in f.reason for f in r.failures)
     assert res.output["cutflow"] == reference.output["cutflow"]
     assert_same_hists(res.output["hists"], reference.output["hists"])

@@ -11,12 +11,26 @@ Layout::
 
     bundle/
       metadata.json
+      metadata.sha256    sha256 of metadata.json (feature names and order, preprocessing,
+                         calibration: an edit after training changes the scores silently)
       net_<name>.pt      one state_dict per network (e.g. "model", "fold0_member0", "phi")
 
+Integrity on load: every weights file and ``metadata.json`` must match their sha256, the
+feature names must be unique, and their count must match the standardizer's columns and each
+network's ``n_inputs``. Bundles saved before ``metadata.sha256`` existed load with a warning.
+
 Example:
-    >>> bundle = load_bundle("results/bundle")              # doctest: +SKIP
-    >>> bundle.check_inputs(HIGH_LEVEL_FEATURES, None)      # doctest: +SKIP
-    >>> scores = bundle.score(inputs)                       # doctest: +SKIP
+    >>> import tempfile
+    >>> from adcoffea.config import TrainConfig
+    >>> from adcoffea.models.toy import lhco_features
+    >>> from adcoffea.models.train import train_model
+    >>> inputs, _ = lhco_features(300, 0, seed=2)
+    >>> trained = train_model("autoencoder", inputs, config=TrainConfig(epochs=1), progress=False)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     bundle = load_bundle(save_bundle(trained.bundle, d))
+    >>> bundle.check_inputs(inputs.high_level, None)  # the features it was trained on: fine
+    >>> bool((bundle.score(inputs) == trained.bundle.score(inputs)).all())
+    True
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ from torch import nn
 from adcoffea.errors import ModelBundleError
 from adcoffea.features import ModelInputs
 from adcoffea.models import nets
+from adcoffea.models.methods import METHOD_INFO
 from adcoffea.models.preprocessing import (
     Standardizer,
     antelope_particle_features,
@@ -46,18 +61,10 @@ from adcoffea.models.preprocessing import (
 
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
+METADATA_DIGEST_FILE = "metadata.sha256"
 
-#: Inputs each method reads.
-METHOD_INPUTS: dict[str, frozenset[str]] = {
-    "autoencoder": frozenset({"high_level"}),
-    "vae": frozenset({"high_level"}),
-    "nae": frozenset({"high_level"}),
-    "supervised": frozenset({"high_level"}),
-    "cwola": frozenset({"high_level", "event"}),
-    "cathode": frozenset({"high_level", "event"}),
-    "antelope": frozenset({"constituents"}),
-    "vrnn": frozenset({"constituents"}),
-}
+#: Inputs each method reads (from the method registry).
+METHOD_INPUTS: dict[str, frozenset[str]] = {m: i.inputs for m, i in METHOD_INFO.items()}
 
 #: VRNN score tails: "high" = mean KL (ATLAS), "low" = below-typical KL, "both" = two-sided.
 VRNN_TAILS = ("high", "low", "both")
@@ -364,7 +371,13 @@ def _sha256(path: Path) -> str:
 
 
 def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
-    """Write ``bundle`` to directory ``path`` (created; existing bundle files are replaced)."""
+    """Write ``bundle`` to directory ``path`` (created; existing bundle files are replaced).
+
+    ``bundle`` itself is left unchanged; the metadata written (and read back by
+    :func:`load_bundle`) adds each weights file's name and sha256.
+    """
+    from adcoffea.outputs import atomic_write_text
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     networks = {}
@@ -376,17 +389,70 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
         entry.update(file=fname, sha256=_sha256(path / fname))
         networks[name] = entry
     meta = dataclasses.replace(bundle.metadata, networks=networks)
-    (path / METADATA_FILE).write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=True))
-    bundle.metadata = meta
+    text = json.dumps(meta.to_dict(), indent=2, sort_keys=True)
+    atomic_write_text(path / METADATA_FILE, text)
+    atomic_write_text(path / METADATA_DIGEST_FILE, hashlib.sha256(text.encode()).hexdigest() + "\n")
     return path
+
+
+def verify_metadata_digest(path: Path) -> None:
+    """Refuse a ``metadata.json`` that does not match ``metadata.sha256``.
+
+    Reordered or renamed features, or edited preprocessing constants, leave the weights
+    intact and would give wrong scores without any error.
+    """
+    digest_file = path / METADATA_DIGEST_FILE
+    if not digest_file.is_file():
+        import warnings
+
+        warnings.warn(
+            f"bundle {path}: no {METADATA_DIGEST_FILE} (saved by an older adcoffea): "
+            f"{METADATA_FILE} cannot be verified; save the bundle again to add it",
+            stacklevel=3,
+        )
+        return
+    expected = digest_file.read_text().split()[:1]
+    if [_sha256(path / METADATA_FILE)] != expected:
+        raise ModelBundleError(
+            f"bundle {path}: {METADATA_FILE} does not match its sha256 in "
+            f"{METADATA_DIGEST_FILE} (edited after training: feature names or order, "
+            "preprocessing or calibration changed?); retrain or restore the bundle"
+        )
+
+
+def check_feature_layout(meta: BundleMetadata, source: str) -> None:
+    """Feature names unique, and as many as the standardizer's columns and the networks'
+    ``n_inputs`` (a mismatch would otherwise be a numpy broadcast error per chunk)."""
+    feats = list(meta.features)
+    if not feats:
+        return
+    dupes = sorted({f for f in feats if feats.count(f) > 1})
+    if dupes:
+        raise ModelBundleError(f"bundle {source}: features listed twice: {dupes}")
+    n = len(feats)
+    std = meta.preprocessing.get("standardizer")
+    if isinstance(std, Mapping):
+        for key in ("mean", "scale"):
+            if key in std and len(std[key]) != n:
+                raise ModelBundleError(
+                    f"bundle {source}: {n} features {feats} but the standardizer's {key!r} "
+                    f"has {len(std[key])} columns"
+                )
+    for name, spec in meta.networks.items():
+        n_in = (spec.get("hyperparameters") or {}).get("n_inputs")
+        if n_in is not None and int(n_in) != n:
+            raise ModelBundleError(
+                f"bundle {source}: {n} features {feats} but network {name!r} takes {n_in} inputs"
+            )
 
 
 def load_bundle(path: str | Path) -> ModelBundle:
     """Read a bundle written by :func:`save_bundle`, verifying every weights file's sha256.
 
     Raises:
-        ModelBundleError: missing directory/metadata, unknown format, hash mismatch, or
-            weights that do not fit the declared architecture.
+        ModelBundleError: missing directory/metadata, unknown format, hash mismatch (weights
+            or ``metadata.json``), features inconsistent with the standardizer or networks,
+            or weights that do not fit the declared architecture.
     """
     path = Path(path)
     meta_path = path / METADATA_FILE
@@ -420,4 +486,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
                 f"bundle {path}: network {name!r} cannot be rebuilt from its weights: {err}"
             ) from None
         networks[name] = net
+    # after the weights: their messages name the file that was changed
+    verify_metadata_digest(path)
+    check_feature_layout(meta, str(path))
     return ModelBundle(meta, networks, source=str(path))

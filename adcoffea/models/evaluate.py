@@ -19,10 +19,8 @@ Example:
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -193,94 +191,6 @@ def sculpting(
     return SculptingResult(edges, tuple(map(float, efficiencies)), tuple(thresholds), before,
                            np.array(afters), tuple(js), tuple(js_rand), np.array(ratios),
                            tuple(chi2s), tuple(ndfs))  # fmt: skip
-
-
-def plot_roc(results: Mapping[str, RocResult], path: str | Path) -> Path:
-    """SIC versus signal efficiency and ROC (1/FPR vs TPR) for several methods."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    plt.style.use(mplhep.style.ROOT)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(16, 7))
-    for name, r in results.items():
-        ok = r.fpr > 0
-        ax1.plot(r.tpr[ok], 1.0 / r.fpr[ok], label=f"{name} (AUC {r.auc:.3f})")
-        ax2.plot(r.tpr[ok], r.sic[ok], label=f"{name} (max {r.max_sic:.1f})")
-    ax1.set(xlabel="signal efficiency", ylabel="1 / background efficiency", yscale="log")
-    ax2.set(xlabel="signal efficiency", ylabel="SIC")
-    ax1.legend(fontsize=12)
-    ax2.legend(fontsize=12)
-    path = Path(path)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def plot_sculpting(result: SculptingResult, path: str | Path, *, xlabel: str = "mjj [GeV]") -> Path:
-    """Normalised background shapes before and after each cut."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    plt.style.use(mplhep.style.ROOT)
-    fig, ax = plt.subplots(figsize=(9, 7))
-    mplhep.histplot(result.before / result.before.sum(), result.edges, ax=ax, label="all")
-    for eff, after, js in zip(result.efficiencies, result.after, result.js, strict=True):
-        if after.sum() > 0:
-            mplhep.histplot(after / after.sum(), result.edges, ax=ax,
-                            label=f"eff {eff:g} (JS {js:.2g})")  # fmt: skip
-    ax.set(xlabel=xlabel, ylabel="fraction of background", yscale="log")
-    ax.legend(fontsize=12)
-    path = Path(path)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-# ---------------------------------------------------------------------- CLI
-def cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bundle", required=True, help="model bundle directory")
-    parser.add_argument("--inputs", required=True, help="inputs .npz (adcoffea.models.io)")
-    parser.add_argument("--labels", default="labels", help="extra array with truth labels")
-    parser.add_argument("--observable", default="mjj", help="high-level column for sculpting")
-    parser.add_argument("--edges", type=float, nargs="+", default=None, help="observable bins")
-    parser.add_argument("--efficiencies", type=float, nargs="+", default=[0.1, 0.01])
-    parser.add_argument("--out", default="evaluation", help="output directory")
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    import json
-
-    from adcoffea.errors import InputFileError
-    from adcoffea.models.bundle import load_bundle
-    from adcoffea.models.io import load_inputs
-
-    bundle = load_bundle(args.bundle)
-    inputs, extra = load_inputs(args.inputs)
-    if args.labels not in extra:
-        raise InputFileError(args.inputs, f"no truth labels 'extra/{args.labels}'")
-    labels = extra[args.labels].astype(bool)
-    scores = bundle.score(inputs)
-    roc = roc_sic(scores, labels)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"bundle": str(args.bundle), "roc": roc.to_dict()}
-    if args.observable in inputs.high_level:
-        obs = inputs.high_level[args.observable]
-        edges = args.edges or np.quantile(obs[~labels], np.linspace(0, 1, 31)).tolist()
-        sc = sculpting(obs, scores, is_background=~labels, edges=edges,
-                       efficiencies=args.efficiencies)  # fmt: skip
-        report["sculpting"] = sc.to_dict()
-        plot_sculpting(sc, out / "sculpting.png")
-    plot_roc({bundle.metadata.method: roc}, out / "roc.png")
-    (out / "evaluation.json").write_text(json.dumps(report, indent=2))
-    print(f"{bundle.metadata.method}: AUC {roc.auc:.3f}  max SIC {roc.max_sic:.2f}  -> {out}")
-    return 0
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,14 @@ and ``extra/<name>`` for side arrays such as truth labels. Loading uses
 ``allow_pickle=False``, so a file can never execute code.
 
 Example:
-    >>> save_inputs("inputs.npz", inputs, labels=labels)   # doctest: +SKIP
-    >>> inputs, extra = load_inputs("inputs.npz")          # doctest: +SKIP
+    >>> import tempfile
+    >>> from adcoffea.models.toy import lhco_features
+    >>> inputs, labels = lhco_features(100, 10, seed=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_inputs(Path(d) / "inputs.npz", inputs, labels=labels)
+    ...     back, extra = load_inputs(path)
+    >>> bool((extra["labels"] == labels).all()), sorted(back.high_level) == sorted(inputs.high_level)
+    (True, True)
 """
 
 from __future__ import annotations

@@ -13,12 +13,16 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
+
+from adcoffea.models.threads import current_threads
 
 
 def mlp(n_in: int, hidden: Sequence[int], n_out: int, *, activation=nn.ELU) -> nn.Sequential:
@@ -205,69 +209,223 @@ class Classifier(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-class _Conditioner(nn.Module):
-    """Autoregressive conditioner: (shift, log-scale) of x_i from x_<i and the context."""
+class ConditionalFlow(nn.Module):
+    """A conditional normalising flow from zuko: ``"maf"`` (affine) or ``"nsf"`` (splines).
 
-    def __init__(self, n_features: int, n_context: int, hidden: Sequence[int]) -> None:
+    ``log_prob(x, c)`` is exact; ``sample(c)`` draws one x per row of the context, with the
+    global torch generator (seed it with ``torch.manual_seed`` inside ``fork_rng``). Layers
+    alternate the feature order (no random permutations), so the JSON hyperparameters alone
+    rebuild the same architecture.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_context: int = 1,
+        kind: str = "nsf",
+        transforms: int = 6,
+        hidden: Sequence[int] = (64, 64),
+        bins: int = 8,
+    ) -> None:
         super().__init__()
-        # One small net per dimension keeps the autoregressive structure exact without MADE
-        # masks; with the handful of high-level features this costs nothing.
-        self.nets = nn.ModuleList(mlp(i + n_context, hidden, 2) for i in range(n_features))
-        for net in self.nets:  # start at the identity transform
-            nn.init.zeros_(net[-1].weight)
-            nn.init.zeros_(net[-1].bias)
+        import zuko
 
-    def params(self, x: torch.Tensor, c: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.nets[i](torch.cat([x[:, :i], c], -1))
-        shift, log_scale = out[:, 0], out[:, 1]
-        return shift, 3.0 * torch.tanh(log_scale / 3.0)  # bounded for stability
+        common = {"transforms": int(transforms), "hidden_features": [int(h) for h in hidden]}
+        if kind == "maf":
+            self.flow = zuko.flows.MAF(n_features, n_context, **common)
+        elif kind == "nsf":
+            self.flow = zuko.flows.NSF(n_features, n_context, bins=int(bins), **common)
+        else:
+            raise ValueError(f"flow kind {kind!r} is not 'maf' or 'nsf'")
+
+    def log_prob(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.flow(c).log_prob(x)
+
+    @torch.no_grad()
+    def sample(self, c: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One draw per context row; ``generator`` seeds it (zuko draws from the global RNG)."""
+        if generator is None:
+            return self.flow(c).sample()
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.flow(c).sample()
 
 
-class ConditionalMAF(nn.Module):
-    """Conditional masked autoregressive flow with affine transforms (Papamakarios et al. 2017).
+class ConditionalMAF(ConditionalFlow):
+    """The zuko affine MAF under the arguments of the former own MAF (``layers``, ``hidden``).
 
-    ``log_prob(x, c)`` is exact; ``sample(c)`` inverts the layers dimension by dimension.
-    Used by CATHODE to model the background features versus mjj in the sidebands; layers
-    alternate the feature order.
+    Kept so that code and JSON hyperparameters written for ``nets.build("maf", ...)`` build
+    the maintained implementation.
     """
 
     def __init__(
         self, n_features: int, n_context: int = 1, layers: int = 6, hidden: Sequence[int] = (64, 64)
     ) -> None:
+        super().__init__(n_features, n_context, kind="maf", transforms=layers, hidden=hidden)
+
+
+class ConditionalVAE(nn.Module):
+    """Conditional VAE: q(z | x, c), p(x | z, c) Gaussian with a learnt variance per feature.
+
+    ``losses`` returns the per-event Gaussian negative log-likelihood (one reparametrised
+    draw) and the KL to the N(0, 1) prior; ``sample(c)`` decodes prior draws at ``c`` and adds
+    the decoder noise, so samples follow the model's p(x | c) rather than its mean.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_context: int = 1,
+        hidden: Sequence[int] = (64, 64),
+        latent: int = 4,
+        beta: float = 1.0,
+    ) -> None:
         super().__init__()
-        self.n_features = n_features
-        self.layers = nn.ModuleList(
-            _Conditioner(n_features, n_context, hidden) for _ in range(layers)
-        )
+        self.encoder = mlp(n_inputs + n_context, hidden, 2 * latent)
+        self.decoder = mlp(latent + n_context, list(hidden)[::-1], 2 * n_inputs)
+        self.latent = latent
+        self.beta = beta
 
-    def _perm(self, k: int) -> torch.Tensor:
-        idx = torch.arange(self.n_features)
-        return idx.flip(0) if k % 2 else idx
+    def _decode(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.decoder(torch.cat([z, c], -1)).chunk(2, -1)
+        return mu, logvar.clamp(-10.0, 6.0)
 
-    def log_prob(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        logdet = x.new_zeros(len(x))
-        for k, layer in enumerate(self.layers):
-            x = x[:, self._perm(k)]
-            z = torch.empty_like(x)
-            for i in range(self.n_features):
-                shift, log_scale = layer.params(x, c, i)
-                z[:, i] = (x[:, i] - shift) * torch.exp(-log_scale)
-                logdet = logdet - log_scale
-            x = z
-        base = -0.5 * (x.pow(2).sum(-1) + self.n_features * math.log(2 * math.pi))
-        return base + logdet
+    def losses(
+        self, x: torch.Tensor, c: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(torch.cat([x, c], -1)).chunk(2, -1)
+        logvar = logvar.clamp(-12.0, 8.0)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + eps * (0.5 * logvar).exp()
+        x_mu, x_lv = self._decode(z, c)
+        nll = 0.5 * ((x - x_mu).pow(2) / x_lv.exp() + x_lv + math.log(2 * math.pi)).sum(-1)
+        return nll, _kl_normal(mu, logvar)
 
     @torch.no_grad()
-    def sample(self, c: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn(len(c), self.n_features, generator=generator, device=c.device)
-        for k in reversed(range(len(self.layers))):
-            layer = self.layers[k]
-            x = torch.zeros_like(z)
-            for i in range(self.n_features):
-                shift, log_scale = layer.params(x, c, i)
-                x[:, i] = z[:, i] * torch.exp(log_scale) + shift
-            z = x[:, torch.argsort(self._perm(k))]
-        return z
+    def sample(self, c: torch.Tensor) -> torch.Tensor:
+        z = torch.randn(len(c), self.latent, device=c.device)
+        x_mu, x_lv = self._decode(z, c)
+        return x_mu + torch.randn_like(x_mu) * (0.5 * x_lv).exp()
+
+
+#: Node fields a raw-feature prediction reads (sklearn's PREDICTOR_RECORD_DTYPE has more).
+_NODE_FIELDS: dict[str, torch.dtype] = {
+    "value": torch.float64,
+    "feature_idx": torch.int64,
+    "num_threshold": torch.float64,
+    "missing_go_to_left": torch.uint8,
+    "left": torch.int64,
+    "right": torch.int64,
+    "is_leaf": torch.uint8,
+}
+
+
+class TreeEnsemble(nn.Module):
+    """A fitted binary HistGradientBoostingClassifier as tensors: ``forward(x)`` = its logit.
+
+    Node arrays of all trees are concatenated into buffers (``offsets`` marks each tree's
+    first node), so ``state_dict`` holds plain tensors that ``torch.load(weights_only=True)``
+    reads and the constructor needs only JSON sizes. Prediction rebuilds scikit-learn's
+    compiled tree predictors from the arrays, so scores equal ``decision_function`` of the
+    original estimator exactly (tested).
+    """
+
+    def __init__(self, n_features: int, n_trees: int, n_nodes: int) -> None:
+        super().__init__()
+        self.n_features = int(n_features)
+        for name, dtype in _NODE_FIELDS.items():
+            self.register_buffer(name, torch.zeros(int(n_nodes), dtype=dtype))
+        self.register_buffer("offsets", torch.zeros(int(n_trees) + 1, dtype=torch.int64))
+        self.register_buffer("baseline", torch.zeros((), dtype=torch.float64))
+        self._predictors: list[Any] | None = None
+
+    @staticmethod
+    def from_sklearn(clf: Any, n_iter: int | None = None) -> TreeEnsemble:
+        """The trees of a fitted binary ``HistGradientBoostingClassifier`` (numeric features).
+
+        ``n_iter`` keeps only the first boosting iterations (e.g. the best validation one).
+        """
+        if getattr(clf, "n_trees_per_iteration_", 1) != 1:
+            raise ValueError("TreeEnsemble holds binary classifiers only")
+        if getattr(clf, "is_categorical_", None) is not None and np.any(clf.is_categorical_):
+            raise ValueError("TreeEnsemble holds numeric features only")
+        nodes = [it[0].nodes for it in clf._predictors[:n_iter]]
+        sizes = [len(n) for n in nodes]
+        module = TreeEnsemble(clf.n_features_in_, len(nodes), sum(sizes))
+        flat = np.concatenate(nodes) if nodes else np.zeros(0, nodes_dtype())
+        with torch.no_grad():
+            for name in _NODE_FIELDS:
+                buf = getattr(module, name)
+                # numpy dtype of the same kind (torch has no uint32 / intp tensors)
+                col = flat[name].astype(np.float64 if buf.is_floating_point() else np.int64)
+                buf.copy_(torch.as_tensor(col).to(buf.dtype))
+            module.offsets.copy_(torch.as_tensor(np.concatenate([[0], np.cumsum(sizes)])))
+            module.baseline.fill_(float(np.ravel(clf._baseline_prediction)[0]))
+        return module
+
+    @staticmethod
+    def average(members: Sequence[TreeEnsemble]) -> TreeEnsemble:
+        """One module whose logit is the mean of the members' logits (all trees, values / M)."""
+        if not members or len({m.n_features for m in members}) != 1:
+            raise ValueError("average needs at least one member, all with the same features")
+        n = len(members)
+        sizes = torch.cat([m.offsets.diff() for m in members])
+        out = TreeEnsemble(members[0].n_features, len(sizes), int(sizes.sum()))
+        with torch.no_grad():
+            for name in _NODE_FIELDS:
+                getattr(out, name).copy_(torch.cat([getattr(m, name) for m in members]))
+            out.value.div_(n)  # only leaf values enter a prediction
+            out.offsets.copy_(torch.cat([torch.zeros(1, dtype=torch.int64), sizes.cumsum(0)]))
+            out.baseline.fill_(float(torch.stack([m.baseline for m in members]).mean()))
+        return out
+
+    @property
+    def hyperparameters(self) -> dict[str, int]:
+        """The JSON constructor arguments (what a bundle stores beside the state dict)."""
+        return {"n_features": self.n_features, "n_trees": len(self.offsets) - 1,
+                "n_nodes": len(self.value)}  # fmt: skip
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._predictors = None  # rebuilt from the new arrays on the next call
+
+    def _build(self) -> list[Any]:
+        from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+        dtype = nodes_dtype()
+        flat = np.zeros(len(self.value), dtype=dtype)
+        for name in _NODE_FIELDS:
+            flat[name] = getattr(self, name).numpy().astype(dtype[name])
+        no_bitsets = np.zeros((0, 8), dtype=np.uint32)
+        off = self.offsets.numpy()
+        return [TreePredictor(np.ascontiguousarray(flat[a:b]), no_bitsets, no_bitsets)
+                for a, b in itertools.pairwise(off)]  # fmt: skip
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        """Raw score (log-odds) of each row of ``x`` (n, n_features), float64."""
+        if self._predictors is None:
+            self._predictors = self._build()
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"expected (n, {self.n_features}) features, got {x.shape}")
+        out = np.full(len(x), float(self.baseline))
+        cats = np.zeros((0, 8), dtype=np.uint32)
+        f_idx = np.zeros(self.n_features, dtype=np.uint32)
+        n_threads = current_threads()
+        for p in self._predictors:
+            out += p.predict(x, cats, f_idx, n_threads)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(self.logit(x.detach().cpu().numpy()))
+
+
+def nodes_dtype() -> np.dtype:
+    """scikit-learn's tree-node record type (read from the installed version)."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    return PREDICTOR_RECORD_DTYPE
 
 
 #: Architecture name -> module class (constructors take JSON hyperparameters only).
@@ -277,7 +435,10 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "pfn": PFN,
     "vrnn": VRNN,
     "classifier": Classifier,
+    "bdt": TreeEnsemble,
+    "flow": ConditionalFlow,
     "maf": ConditionalMAF,
+    "cvae": ConditionalVAE,
 }
 
 

@@ -10,18 +10,15 @@ records per-epoch loss curves.
 
 Example:
     >>> from adcoffea.config import TrainConfig
-    >>> result = train_model("autoencoder", inputs, config=TrainConfig(epochs=5))  # doctest: +SKIP
-    >>> scores = result.bundle.score(inputs)                                        # doctest: +SKIP
+    >>> from adcoffea.models.toy import lhco_features
+    >>> inputs, _ = lhco_features(400, 0, seed=1)
+    >>> result = train_model("autoencoder", inputs, config=TrainConfig(epochs=2), progress=False)
+    >>> scores = result.bundle.score(inputs)
+    >>> scores.shape, bool(((scores >= 0) & (scores <= 1)).all())
+    ((400,), True)
 """
 
 from __future__ import annotations
-
-import copy
-import dataclasses
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,135 +28,41 @@ from adcoffea.config import TrainConfig
 from adcoffea.errors import ConfigError
 from adcoffea.features import LHCO_FEATURES, ModelInputs
 from adcoffea.models import nets
-from adcoffea.models.bundle import (
-    ANTELOPE_LAYERS,
-    KL_FLOOR,
-    VRNN_TAILS,
-    BundleMetadata,
-    ModelBundle,
-    antelope_embedding,
-    data_hash,
+from adcoffea.models.bundle import ANTELOPE_LAYERS, KL_FLOOR, VRNN_TAILS, antelope_embedding
+from adcoffea.models.classifiers import (
+    BDT_DEFAULTS,
+    DEFAULT_KIND,
+    DEFAULT_MEMBERS,
+    KINDS,
+    train_classifier,
 )
+from adcoffea.models.loop import (
+    CALIBRATION_EFFICIENCY,
+    TrainResult,
+    device,
+    exp_calibration,
+    finish_bundle,
+    fit,
+    quantile_table,
+    spec,
+)
+from adcoffea.models.methods import METHODS
 from adcoffea.models.preprocessing import (
     Standardizer,
     antelope_particle_features,
     vrnn_sequences,
 )
+from adcoffea.models.weak import train_weak
 
-METHODS = ("autoencoder", "vae", "nae", "antelope", "vrnn", "cwola", "cathode", "supervised")
-
-#: A cut at calibrated score 0.5 keeps this fraction of the training background for the
-#: exponential calibration 1 - exp(-raw / scale) (scale = raw quantile / ln 2).
-CALIBRATION_EFFICIENCY = 0.1
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Outcome of :func:`train_model`.
-
-    Attributes:
-        bundle: the trained model.
-        history: loss curves per epoch (e.g. {"train_loss": [...], "val_loss": [...]}; weak
-            supervision prefixes each fold/member, e.g. "fold0_member0/val_loss").
-        out_of_fold_scores: weak supervision: calibrated score of every input event from the
-            fold model that did not train on it; None for other methods.
-    """
-
-    bundle: ModelBundle
-    history: dict[str, list[float]]
-    out_of_fold_scores: np.ndarray | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "metadata": self.bundle.metadata.to_dict(),
-            "history": {k: [float(v) for v in vals] for k, vals in self.history.items()},
-        }
-
-
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def fit(
-    model: nn.Module,
-    loss_fn: Callable[[nn.Module, list[torch.Tensor], torch.Generator], torch.Tensor],
-    arrays: Sequence[np.ndarray],
-    *,
-    config: TrainConfig,
-    seed: int,
-    progress: bool = False,
-    description: str = "training",
-    epochs: int | None = None,
-) -> dict[str, list[float]]:
-    """Minibatch Adam with a seeded validation split and early stopping on the validation loss.
-
-    ``loss_fn(model, batch, generator)`` returns the mean loss of a batch (a list of tensors
-    sliced from ``arrays`` in the same order). The best-validation weights are restored.
-    """
-    dev = device()
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    dev_gen = torch.Generator(device=dev).manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    n = len(arrays[0])
-    perm = rng.permutation(n)
-    n_val = max(1, round(config.validation_fraction * n)) if n > 1 else 0
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
-    tensors = [torch.as_tensor(np.ascontiguousarray(a)).to(dev) for a in arrays]
-    model.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
-    best, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
-    n_epochs = epochs or config.epochs
-    bar = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task(description, total=n_epochs)
-    try:
-        for _ in range(n_epochs):
-            model.train()
-            order = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)]
-            total, count = 0.0, 0
-            for start in range(0, len(order), config.batch_size):
-                idx = order[start : start + config.batch_size].to(dev)
-                loss = loss_fn(model, [t[idx] for t in tensors], dev_gen)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                count += len(idx)
-            history["train_loss"].append(total / max(count, 1))
-            model.eval()
-            vloss = _eval_loss(model, loss_fn, tensors, val_idx, config.batch_size, dev, dev_gen)
-            history["val_loss"].append(vloss)
-            if vloss < best - 1e-7:
-                best, best_state, stale = vloss, copy.deepcopy(model.state_dict()), 0
-            else:
-                stale += 1
-            if bar is not None:
-                bar.update(task, advance=1, description=f"{description} val={vloss:.4g}")
-            if stale > config.patience:
-                break
-    finally:
-        if bar is not None:
-            bar.stop()
-    model.load_state_dict(best_state)
-    model.to("cpu").eval()
-    return history
-
-
-def _eval_loss(model, loss_fn, tensors, idx, batch_size, dev, gen) -> float:
-    if len(idx) == 0:
-        return float("nan")
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, len(idx), batch_size):
-            sel = torch.as_tensor(idx[start : start + batch_size]).to(dev)
-            total += float(loss_fn(model, [t[sel] for t in tensors], gen)) * len(sel)
-    return total / len(idx)
+__all__ = [  # the loop's names stay importable from here (older callers)
+    "CALIBRATION_EFFICIENCY",
+    "METHODS",
+    "TrainResult",
+    "exp_calibration",
+    "fit",
+    "quantile_table",
+    "train_model",
+]
 
 
 # ---------------------------------------------------------------------- helpers
@@ -178,76 +81,6 @@ def _need(value, what: str, method: str):
     if value is None:
         raise ConfigError(f"method {method!r} needs {what}")
     return value
-
-
-def quantile_table(background_scores: np.ndarray) -> dict[str, list[float]]:
-    """Calibrated-score thresholds at background efficiencies down to ~10/N (log spaced)."""
-    s = np.asarray(background_scores, dtype=np.float64)
-    s = s[np.isfinite(s)]
-    lo = min(1.0, max(1e-5, 10.0 / max(len(s), 1)))
-    effs = np.unique(np.concatenate([np.geomspace(lo, 1.0, 61), [0.5]]))
-    thr = np.quantile(s, 1.0 - effs) if len(s) else np.zeros_like(effs)
-    return {"efficiency": effs.tolist(), "threshold": thr.tolist()}
-
-
-def exp_calibration(raw_background: np.ndarray, scale: float | None = None) -> dict[str, Any]:
-    """Calibration 1 - exp(-raw/scale); default scale puts 0.5 at the 90 % background quantile."""
-    if scale is None:
-        q = float(np.quantile(raw_background, 1.0 - CALIBRATION_EFFICIENCY))
-        scale = q / math.log(2.0) if q > 0 else 1.0
-    return {"kind": "exp", "scale": float(scale)}
-
-
-def _spec(arch: str, hp: dict[str, Any]) -> dict[str, Any]:
-    return {"architecture": arch, "hyperparameters": hp}
-
-
-def _bce(pos_weight: float = 1.0):
-    pw = torch.tensor(pos_weight)
-
-    def loss(model, batch, _gen):
-        x, y = batch[0], batch[1]
-        return nn.functional.binary_cross_entropy_with_logits(
-            model(x), y, pos_weight=pw.to(x.device)
-        )
-
-    return loss
-
-
-def _finish(
-    method: str,
-    networks: dict[str, nn.Module],
-    specs: dict[str, dict[str, Any]],
-    inputs: ModelInputs,
-    background: np.ndarray,
-    *,
-    calibration: dict[str, Any] | None,
-    config: TrainConfig,
-    hash_arrays: Sequence[np.ndarray | None],
-    calibration_scale: float | None = None,
-    **meta: Any,
-) -> ModelBundle:
-    """Build the bundle, set the calibration on the background and store the quantile table."""
-    md = BundleMetadata(
-        method=method,
-        networks=specs,
-        calibration=calibration or {"kind": "sigmoid"},
-        seed=config.seed,
-        training_data_hash=data_hash(*hash_arrays),
-        n_training_events=len(inputs),
-        **meta,
-    )
-    bundle = ModelBundle(md, networks)
-    bkg_inputs = inputs.select(background)
-    raw = bundle.raw_score(bkg_inputs)
-    if calibration is None:
-        bundle.metadata = dataclasses.replace(
-            md, calibration=exp_calibration(raw, calibration_scale)
-        )
-    bundle.metadata = dataclasses.replace(
-        bundle.metadata, score_quantiles=quantile_table(bundle.calibrate(raw))
-    )
-    return bundle
 
 
 # ---------------------------------------------------------------------- entry point
@@ -287,8 +120,6 @@ def train_model(
     if len(inputs) < 10:
         raise ConfigError(f"method {method!r}: only {len(inputs)} training events")
     if method in ("cwola", "cathode"):
-        from adcoffea.models.weak import train_weak
-
         return train_weak(
             method,
             inputs,
@@ -344,10 +175,10 @@ def _train_dense(method, inputs, *, config, features, hp, labels, progress) -> T
     if method == "nae":
         nae_hist = _train_nae(net, x, config=config, hp=hp, progress=progress)
         history.update({f"nae_{k}": v for k, v in nae_hist.items()})
-    bundle = _finish(
+    bundle = finish_bundle(
         method,
         {"model": net},
-        {"model": _spec("vae" if method == "vae" else "autoencoder", arch_hp)},
+        {"model": spec("vae" if method == "vae" else "autoencoder", arch_hp)},
         inputs,
         np.arange(len(inputs)),
         calibration=None,
@@ -432,21 +263,29 @@ def _train_nae(net, x: np.ndarray, *, config, hp, progress) -> dict[str, list[fl
 
 
 def _train_supervised(method, inputs, *, config, features, hp, labels, progress) -> TrainResult:
-    """Fully supervised classifier (the ceiling). Hyperparameters: ``hidden`` [64, 64, 64]."""
+    """Fully supervised classifier (the ceiling).
+
+    Hyperparameters: ``classifier`` "bdt" (default; ``members`` 10 boosted-tree classifiers
+    on random splits, averaged) or "mlp" (``hidden`` [64, 64, 64]), boosted-tree options of
+    :data:`~adcoffea.models.classifiers.BDT_DEFAULTS`.
+    """
     y = _need(labels, "truth labels", method).astype(np.float32)
     names = _features(inputs, features)
     x_raw = inputs.matrix(names)
-    std = Standardizer.fit(x_raw)
-    arch_hp = {"n_inputs": len(names), "hidden": list(hp.get("hidden", [64, 64, 64]))}
-    net = nets.build("classifier", arch_hp, seed=config.seed)
-    n_pos = max(float(y.sum()), 1.0)
-    history = fit(net, _bce((len(y) - n_pos) / n_pos), [std.transform(x_raw), y], config=config,
-                  seed=config.seed, progress=progress, description=method)  # fmt: skip
-    bundle = _finish(
-        method, {"model": net}, {"model": _spec("classifier", arch_hp)}, inputs,
+    kind = str(hp.get("classifier", DEFAULT_KIND))
+    if kind not in KINDS:
+        raise ConfigError(f"model.hyperparameters.classifier: {kind!r} is not one of {KINDS}")
+    keys = set(BDT_DEFAULTS) if kind == "bdt" else {"hidden", "dropout"}
+    members = int(hp.get("members", DEFAULT_MEMBERS[kind])) if kind == "bdt" else 1
+    net, entry, std, history = train_classifier(
+        x_raw, y, kind=kind, members=members, seed=config.seed, config=config,
+        hyperparameters={key: v for key, v in hp.items() if key in keys}, progress=progress,
+    )  # fmt: skip
+    bundle = finish_bundle(
+        method, {"model": net}, {"model": entry}, inputs,
         np.flatnonzero(y == 0), calibration={"kind": "sigmoid"}, config=config,
         hash_arrays=[x_raw, y, inputs.event], features=tuple(names),
-        preprocessing={"standardizer": std.to_dict()},
+        preprocessing={"standardizer": std.to_dict()}, notes={"classifier": kind},
     )  # fmt: skip
     return TrainResult(bundle, history)
 
@@ -519,9 +358,9 @@ def _train_antelope(method, inputs, *, config, features, hp, labels, progress) -
     vh = fit(vae, vae_loss, [std.transform(emb)], config=config, seed=config.seed + 1,
              progress=progress, description="antelope VAE")  # fmt: skip
     history.update({f"vae_{k}": v for k, v in vh.items()})
-    bundle = _finish(
+    bundle = finish_bundle(
         method, {"phi": pfn, "vae": vae},
-        {"phi": _spec("pfn", pfn_hp), "vae": _spec("vae", vae_hp)}, inputs, bkg,
+        {"phi": spec("pfn", pfn_hp), "vae": spec("vae", vae_hp)}, inputs, bkg,
         calibration=None, calibration_scale=hp.get("calibration_scale"), config=config,
         hash_arrays=[inputs.constituents, inputs.mask, y, inputs.event],
         preprocessing={"particles": pstd.to_dict(), "embedding": std.to_dict(),
@@ -570,8 +409,8 @@ def _train_vrnn(method, inputs, *, config, features, hp, labels, progress) -> Tr
     log_kl = np.log(np.maximum(kl, KL_FLOOR))
     q25, q50, q75 = np.quantile(log_kl, [0.25, 0.5, 0.75])
     reference = {"median": float(q50), "scale": float(max((q75 - q25) / 1.349, 1e-6))}
-    bundle = _finish(
-        method, {"model": net}, {"model": _spec("vrnn", arch_hp)}, inputs,
+    bundle = finish_bundle(
+        method, {"model": net}, {"model": spec("vrnn", arch_hp)}, inputs,
         np.arange(len(inputs)), calibration=None, calibration_scale=hp.get("calibration_scale"),
         config=config, hash_arrays=[inputs.constituents, inputs.mask, inputs.event],
         preprocessing={"n_max": n_max, "sequence": seq_std.to_dict(), "kl_reference": reference},

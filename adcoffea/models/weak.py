@@ -7,33 +7,40 @@ likelihood ratio data/background in the SR:
   (label 0). Works when the features are independent of mjj.
 * **CATHODE** (Hallin et al. 2022): SR events versus background *sampled* in the SR from a
   conditional density p(x | mjj) trained in the sidebands and interpolated into the SR.
-  The density is our own small conditional masked autoregressive flow
-  (:class:`adcoffea.models.nets.ConditionalMAF`, affine, per-dimension conditioners) on the
-  CATHODE logit preprocessing, so no extra dependency (zuko) is needed; the flow is used only
-  in training and does not enter the bundle.
+  The density is a zuko flow (MAF or NSF) or a conditional VAE
+  (:mod:`adcoffea.models.density`) on the CATHODE logit preprocessing, checked by a
+  sampled-vs-real sideband classifier (``closure_auc`` in the notes, ~0.5 when the samples
+  pass for background); it is used only in training and does not enter the bundle.
 
-Every event is assigned a fold by a hash of its event number (:func:`fold_of`); the model of
-fold i is trained on the other folds (its validation split for early stopping is drawn from
-those folds too, i.e. nested), so an event is only ever scored by models that never saw it —
-during training (out-of-fold scores) and in any later processing of the same events.
-Several ensemble members per fold, with different seeds, are averaged in logit space.
+The classifier is a k-fold ensemble from :mod:`adcoffea.models.classifiers`: boosted decision
+trees (default) or a dense network. Every event is assigned a fold by a hash of its event
+number (:func:`fold_of`); the models of fold i are trained on the other folds (their
+validation splits for early stopping are drawn from those folds too, i.e. nested), so an
+event is only ever scored by models that never saw it — during training (out-of-fold scores)
+and in any later processing of the same events. The members of a fold, each on its own random
+train/validation split, are averaged in logit space.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from adcoffea.config import TrainConfig
 from adcoffea.errors import ConfigError
 from adcoffea.features import ModelInputs
-from adcoffea.models import nets
 from adcoffea.models.bundle import fold_of
-from adcoffea.models.preprocessing import LogitScaler, Standardizer
+from adcoffea.models.classifiers import (
+    BDT_DEFAULTS,
+    DEFAULT_KIND,
+    DEFAULT_MEMBERS,
+    KINDS,
+    train_kfold_classifier,
+)
+from adcoffea.models.density import fit_background_model, sample_conditions, sideband_closure
+from adcoffea.models.loop import TrainResult, finish_bundle
 
 
 def region_masks(
@@ -53,29 +60,35 @@ def region_masks(
     return in_sr, in_sb
 
 
-def kfold_train(
-    folds: np.ndarray,
-    k: int,
-    ensemble: int,
-    train_fn: Callable[[np.ndarray, int], nn.Module],
-    *,
-    seed: int,
-) -> dict[str, nn.Module]:
-    """Train ``ensemble`` models per fold; fold i's models see only rows with ``folds != i``.
-
-    ``train_fn(train_rows, seed)`` trains one model on the given row indices. Returns networks
-    named ``fold{i}_member{j}`` (the names the bundle scores with).
-    """
-    out: dict[str, nn.Module] = {}
-    for i in range(k):
-        rows = np.flatnonzero(folds != i)
-        for j in range(ensemble):
-            out[f"fold{i}_member{j}"] = train_fn(rows, seed + 1000 * i + 17 * j)
-    return out
-
-
 #: default early-stopping patience of the weakly supervised classifiers
 WEAK_PATIENCE = 10
+
+
+def classifier_options(
+    method: str, config: TrainConfig, hp: dict[str, Any]
+) -> tuple[str, int, TrainConfig, dict[str, Any]]:
+    """(kind, members per fold, network training options, classifier hyperparameters).
+
+    ``hyperparameters.classifier`` picks "bdt" (default) or "mlp"; ``members`` (or
+    ``train.ensemble`` when set) the ensemble size per fold; boosted-tree keys of
+    :data:`adcoffea.models.classifiers.BDT_DEFAULTS` and the network's ``hidden`` pass through.
+    """
+    kind = str(hp.get("classifier", DEFAULT_KIND))
+    if kind not in KINDS:
+        raise ConfigError(f"model.hyperparameters.classifier: {kind!r} is not one of {KINDS}")
+    if "members" in hp:
+        members = int(hp["members"])
+    elif "ensemble" in config.model_fields_set:
+        members = config.ensemble
+    else:
+        members = DEFAULT_MEMBERS[kind]
+    if "patience" not in config.model_fields_set:
+        # SR-vs-SB labels are nearly random: the validation loss is flat and noisy for
+        # several epochs before the signal is learnt, and a short patience stops before
+        # it (compare `benchmarks/ad_methods.py --patience 4` and `--patience 10`).
+        config = config.model_copy(update={"patience": WEAK_PATIENCE})
+    keys = set(BDT_DEFAULTS) if kind == "bdt" else {"hidden", "dropout"}
+    return kind, members, config, {key: v for key, v in hp.items() if key in keys}
 
 
 def train_weak(
@@ -89,24 +102,24 @@ def train_weak(
     signal_region: tuple[float, float],
     sidebands: tuple[float, float],
     progress: bool = True,
-):
+) -> TrainResult:
     """CWoLa or CATHODE k-fold training; see :func:`adcoffea.models.train.train_model`.
 
-    Hyperparameters: ``hidden`` classifier layers (default [64, 64, 64]); CATHODE:
-    ``flow_layers`` 6, ``flow_hidden`` [64, 64], ``flow_epochs`` (default ``config.epochs``),
-    ``flow_learning_rate`` 1e-3, ``oversample`` 4 (sampled background per SR event).
+    Hyperparameters: ``classifier`` "bdt" (default) or "mlp", ``members`` per fold (default
+    10 trees ensembles / 1 network), ``hidden`` network layers [64, 64, 64], boosted-tree
+    options (:data:`~adcoffea.models.classifiers.BDT_DEFAULTS`). CATHODE (defaults in
+    :data:`~adcoffea.models.density.DENSITY_DEFAULTS`): ``background_model`` "maf", "nsf"
+    or "cvae", ``flow_transforms`` (alias ``flow_layers``), ``flow_hidden``, ``flow_bins``,
+    ``flow_models`` (ensemble), ``flow_epochs``, ``flow_batch_size``, ``flow_learning_rate``,
+    ``flow_patience``, ``cvae_latent``, ``cvae_beta``, ``flow_sidebands`` (outer mjj edges of
+    the density training, default the sidebands), ``oversample`` 4 (sampled background per
+    SR event), ``closure`` true (the sideband closure AUC).
     """
-    from adcoffea.models.train import TrainResult, _finish, _spec, fit
-
     if inputs.event is None:
         raise ConfigError(f"method {method!r} needs event numbers for its k-fold layout")
     hp = hyperparameters
-    if "patience" not in config.model_fields_set:
-        # SR-vs-SB labels are nearly random: the validation loss is flat and noisy for
-        # several epochs before the signal is learnt, and a short patience stops before
-        # it (compare `benchmarks/ad_methods.py --patience 4` and `--patience 10`).
-        config = config.model_copy(update={"patience": WEAK_PATIENCE})
-    k, ens = config.k_folds, config.ensemble
+    kind, members, config, clf_hp = classifier_options(method, config, hp)
+    k = config.k_folds
     in_sr, in_sb = region_masks(observable, signal_region, sidebands)
     if in_sr.sum() < 10 * k or in_sb.sum() < 10 * k:
         raise ConfigError(
@@ -116,93 +129,103 @@ def train_weak(
     x_all = inputs.matrix(features)
     folds_all = fold_of(inputs.event, k)
     history: dict[str, list[float]] = {}
+    diagnostics: dict[str, Any] = {}
 
     if method == "cwola":
         rows = np.flatnonzero(in_sr | in_sb)
-        x_train = x_all[rows]
-        y_train = in_sr[rows].astype(np.float32)
-        folds = folds_all[rows]
-        std = Standardizer.fit(x_train)
+        x_train, y_train, folds = x_all[rows], in_sr[rows].astype(np.float32), folds_all[rows]
         notes: dict[str, Any] = {}
     else:
-        x_train, y_train, folds, std, notes = _cathode_training_set(
+        x_train, y_train, folds, notes = _cathode_training_set(
             x_all, np.asarray(observable, np.float64), in_sr, in_sb, folds_all, k,
-            config=config, hp=hp, progress=progress, history=history,
+            config=config, hp=hp, progress=progress, history=history, diagnostics=diagnostics,
         )  # fmt: skip
-    xs = std.transform(x_train)
-    arch_hp = {"n_inputs": len(features), "hidden": list(hp.get("hidden", [64, 64, 64]))}
-
-    def train_one(rows: np.ndarray, seed: int) -> nn.Module:
-        net = nets.build("classifier", arch_hp, seed=seed)
-        y = y_train[rows]
-        n_pos = max(float(y.sum()), 1.0)
-        pw = torch.tensor((len(y) - n_pos) / n_pos)
-
-        def loss(model, batch, _gen):
-            return nn.functional.binary_cross_entropy_with_logits(
-                model(batch[0]), batch[1], pos_weight=pw.to(batch[0].device)
-            )
-
-        h = fit(net, loss, [xs[rows], y], config=config, seed=seed, progress=progress,
-                description=f"{method} seed {seed}")  # fmt: skip
-        history.update({f"seed{seed}/{key}": v for key, v in h.items()})
-        return net
-
-    networks = kfold_train(folds, k, ens, train_one, seed=config.seed)
-    specs = {name: _spec("classifier", arch_hp) for name in networks}
-    bundle = _finish(
-        method, networks, specs, inputs, np.flatnonzero(in_sr | in_sb),
+    t0 = time.perf_counter()
+    clf = train_kfold_classifier(
+        x_train, y_train, folds=folds, k=k, kind=kind, members=members, seed=config.seed,
+        hyperparameters=clf_hp, config=config, progress=progress,
+    )  # fmt: skip
+    diagnostics["classifier_seconds"] = time.perf_counter() - t0
+    history.update(clf.history)
+    bundle = finish_bundle(
+        method, dict(clf.models), dict(clf.specs), inputs, np.flatnonzero(in_sr | in_sb),
         calibration={"kind": "sigmoid"}, config=config,
         hash_arrays=[x_all, np.asarray(observable), inputs.event], features=tuple(features),
-        preprocessing={"standardizer": std.to_dict()},
-        kfold={"k": int(k), "ensemble": int(ens), "salt": 0},
+        preprocessing={"standardizer": clf.standardizer.to_dict()},
+        kfold={"k": int(k), "ensemble": int(members), "salt": 0},
         notes={"signal_region": list(map(float, signal_region)),
-               "sidebands": list(map(float, sidebands)), **notes},
+               "sidebands": list(map(float, sidebands)), "classifier": kind, **notes},
     )  # fmt: skip
-    return TrainResult(bundle, history, out_of_fold_scores=bundle.score(inputs))
+    return TrainResult(bundle, history, out_of_fold_scores=bundle.score(inputs),
+                       diagnostics=diagnostics)  # fmt: skip
+
+
+#: CATHODE hyperparameter -> option of :func:`adcoffea.models.density.fit_background_model`.
+FLOW_KEYS: dict[str, str] = {
+    "background_model": "kind",
+    "flow_preprocessing": "preprocessing",
+    "flow_transforms": "transforms",
+    "flow_layers": "transforms",  # the name of the former own MAF's option
+    "flow_hidden": "hidden",
+    "flow_bins": "bins",
+    "flow_models": "n_models",
+    "flow_epochs": "epochs",
+    "flow_batch_size": "batch_size",
+    "flow_learning_rate": "learning_rate",
+    "flow_patience": "patience",
+    "cvae_latent": "latent",
+    "cvae_beta": "beta",
+}
+
+#: Sideband events (at most) in the closure test of the CATHODE background samples.
+CLOSURE_EVENTS = 60_000
 
 
 def _cathode_training_set(x_all, mjj, in_sr, in_sb, folds_all, k, *, config, hp, progress,
-                          history):  # fmt: skip
-    """SR data (label 1) + flow samples of SR background (label 0), both with folds."""
-    from adcoffea.models.train import fit
+                          history, diagnostics):  # fmt: skip
+    """SR data (label 1) + sampled SR background (label 0), both with folds.
 
-    x_sb, m_sb = x_all[in_sb], mjj[in_sb]
-    scaler = LogitScaler.fit(np.concatenate([x_sb, x_all[in_sr]]))
-    # Condition on log(mjj) standardised on the sidebands (smooth interpolation across the SR).
-    c_mean, c_std = float(np.log(m_sb).mean()), float(np.log(m_sb).std() or 1.0)
-
-    def cond(m):
-        return ((np.log(m) - c_mean) / c_std).astype(np.float32)[:, None]
-
-    flow_hp = {"n_features": x_all.shape[1], "n_context": 1,
-               "layers": int(hp.get("flow_layers", 6)),
-               "hidden": list(hp.get("flow_hidden", [64, 64]))}  # fmt: skip
-    flow = nets.build("maf", flow_hp, seed=config.seed + 99)
-    flow_cfg = config.model_copy(
-        update={"learning_rate": float(hp.get("flow_learning_rate", 1e-3))}
-    )
-    h = fit(
-        flow, lambda model, b, _g: -model.log_prob(b[0], b[1]).mean(),
-        [scaler.transform(x_sb), cond(m_sb)], config=flow_cfg, seed=config.seed + 99,
-        progress=progress, description="cathode flow", epochs=int(hp.get("flow_epochs", config.epochs)),
-    )  # fmt: skip
-    history.update({f"flow/{key}": v for key, v in h.items()})
-    rng = np.random.default_rng(config.seed + 123)
+    The background model is trained on the sidebands (or on ``flow_sidebands``, wider outer
+    edges), then checked: a classifier of real sideband events against samples drawn at
+    their mjj must not tell them apart (``closure_auc`` ~ 0.5, in the notes and diagnostics).
+    """
+    t0 = time.perf_counter()
+    train_sb = in_sb
+    if hp.get("flow_sidebands") is not None:
+        lo, hi = map(float, hp["flow_sidebands"])
+        sr_lo, sr_hi = float(mjj[in_sr].min()), float(mjj[in_sr].max())
+        if not lo <= sr_lo <= sr_hi <= hi:
+            raise ConfigError(f"model.hyperparameters.flow_sidebands {[lo, hi]} must enclose "
+                              "the signal region")  # fmt: skip
+        train_sb = (mjj >= lo) & (mjj < hi) & ~in_sr
+    options = {FLOW_KEYS[key]: v for key, v in hp.items() if key in FLOW_KEYS}
+    try:
+        model = fit_background_model(
+            x_all[train_sb], mjj[train_sb], seed=config.seed + 99, progress=progress,
+            scaler_data=x_all[train_sb | in_sr], **options,
+        )  # fmt: skip
+    except ValueError as err:
+        raise ConfigError(f"model.hyperparameters: {err}") from None
+    history.update({f"background/{key}": v for key, v in model.history.items()})
+    t1 = time.perf_counter()
     n_sr = int(in_sr.sum())
     n_samp = int(hp.get("oversample", 4)) * n_sr
-    # SR mjj values of the data are resampled as the condition (their density is background
-    # dominated; CATHODE uses a KDE of the same values).
-    m_samp = rng.choice(mjj[in_sr], size=n_samp, replace=True)
-    gen = torch.Generator().manual_seed(config.seed + 321)
-    with torch.no_grad():
-        y_s = flow.sample(torch.as_tensor(cond(m_samp)), generator=gen).numpy()
-    x_samp = scaler.inverse(y_s).astype(np.float32)
-    ok = np.isfinite(x_samp).all(axis=1)
-    x_samp = x_samp[ok]
+    m_samp = sample_conditions(mjj[in_sr], n_samp, seed=config.seed + 123)
+    x_samp = model.sample(m_samp, seed=config.seed + 321).astype(np.float32)
+    x_samp = x_samp[np.isfinite(x_samp).all(axis=1)]
+    t2 = time.perf_counter()
+    notes: dict[str, Any] = {"n_background_samples": len(x_samp),
+                             "background_model": model.kind}  # fmt: skip
+    if hp.get("closure", True):
+        rng = np.random.default_rng(config.seed + 7)
+        rows = np.flatnonzero(in_sb)
+        rows = rng.choice(rows, size=min(len(rows), CLOSURE_EVENTS), replace=False)
+        notes["closure_auc"] = sideband_closure(model, x_all[rows], mjj[rows],
+                                                seed=config.seed + 11)  # fmt: skip
+    diagnostics.update(notes, background_seconds=t1 - t0, sampling_seconds=t2 - t1,
+                       closure_seconds=time.perf_counter() - t2)  # fmt: skip
+    rng = np.random.default_rng(config.seed + 123)
     x_train = np.concatenate([x_all[in_sr], x_samp])
     y_train = np.concatenate([np.ones(n_sr, np.float32), np.zeros(len(x_samp), np.float32)])
     folds = np.concatenate([folds_all[in_sr], rng.integers(0, k, size=len(x_samp))])
-    std = Standardizer.fit(x_all[in_sr])
-    notes = {"n_flow_samples": len(x_samp), "flow": flow_hp}
-    return x_train, y_train, folds, std, notes
+    return x_train, y_train, folds, notes

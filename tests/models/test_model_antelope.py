@@ -15,7 +15,8 @@ from adcoffea.models.train import train_model
 @pytest.fixture(scope="module")
 def svj_qcd(tmp_path_factory):
     """Processor inputs (constituents, 30 per jet) of generated QCD and a 4 TeV Z' -> SVJ."""
-    from adcoffea.pipeline import columns_to_inputs, make_processor, process
+    from adcoffea.processing import columns_to_inputs, make_processor
+    from adcoffea.processing import run_configured as process
     from adcoffea.synthetic import generate
 
     out = tmp_path_factory.mktemp("svj")

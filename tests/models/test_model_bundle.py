@@ -23,10 +23,15 @@ def ae_bundle(lhco_small):
 def test_round_trip_gives_identical_scores(ae_bundle, lhco_small, tmp_path):
     inputs, _ = lhco_small
     before = ae_bundle.score(inputs)
+    unsaved = ae_bundle.metadata.to_dict()
     save_bundle(ae_bundle, tmp_path / "b")
+    assert ae_bundle.metadata.to_dict() == unsaved  # saving does not change the bundle
     loaded = load_bundle(tmp_path / "b")
     np.testing.assert_array_equal(loaded.score(inputs), before)
-    assert loaded.metadata.to_dict() == ae_bundle.metadata.to_dict()
+    saved = loaded.metadata.to_dict()
+    for net in saved["networks"].values():  # what saving adds: the files and their hashes
+        assert net.pop("file") == "net_model.pt" and len(net.pop("sha256")) == 64
+    assert saved == unsaved
     assert before.dtype == np.float64 and before.shape == (len(inputs),)
     assert np.all((before >= 0) & (before <= 1))
     # batching does not change the scores

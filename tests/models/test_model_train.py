@@ -7,6 +7,7 @@ from adcoffea.config import TrainConfig
 from adcoffea.errors import ConfigError
 from adcoffea.features import ModelInputs
 from adcoffea.models import toy
+from adcoffea.models.bundle import load_bundle, save_bundle
 from adcoffea.models.evaluate import roc_sic
 from adcoffea.models.train import train_model
 
@@ -47,11 +48,23 @@ def test_early_stopping_restores_best_epoch():
     assert len(val) - 1 - best == cfg.patience + 1
 
 
-def test_supervised_ceiling_separates(lhco_small, fast_config):
+@pytest.mark.parametrize("kind", ["bdt", "mlp"])
+def test_supervised_ceiling_separates(kind, lhco_small, fast_config, tmp_path):
     inputs, labels = lhco_small
-    res = train_model("supervised", inputs, config=fast_config, labels=labels, progress=False)
+    hp = {"classifier": kind, "members": 3}
+    res = train_model("supervised", inputs, config=fast_config, labels=labels, progress=False,
+                      hyperparameters=hp)  # fmt: skip
     test, tlab = toy.lhco_features(2000, 2000, seed=99)
-    assert roc_sic(res.bundle.score(test), tlab).auc > 0.9
+    scores = res.bundle.score(test)
+    assert roc_sic(scores, tlab).auc > 0.9
+    assert res.bundle.metadata.networks["model"]["architecture"] == (
+        "bdt" if kind == "bdt" else "classifier"
+    )
+    # the bundle holds tensors only (the trees too; no pickle) besides its JSON metadata and
+    # the metadata's digest, and scores identically after a reload
+    save_bundle(res.bundle, tmp_path / "b")
+    assert sorted(p.suffix for p in (tmp_path / "b").iterdir()) == [".json", ".pt", ".sha256"]
+    np.testing.assert_array_equal(load_bundle(tmp_path / "b").score(test), scores)
 
 
 def test_antelope_pfn_prior_then_vae(clouds, fast_config):

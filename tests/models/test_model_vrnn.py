@@ -16,7 +16,7 @@ from adcoffea.models.train import train_model
 def yxh_vs_qcd(tmp_path_factory):
     """Processor inputs (two jets, 20 constituents) of ~4000 QCD and ~1000 yxh events."""
     from adcoffea.execution import run_processor
-    from adcoffea.pipeline import columns_to_inputs
+    from adcoffea.processing import columns_to_inputs
     from adcoffea.processors.yxh import YXHProcessor
     from adcoffea.synthetic import generate
 

@@ -1,0 +1,41 @@
+"""HuntResult: JSON round trip and the figures drawn from it."""
+
+import json
+
+import numpy as np
+import pytest
+
+from adcoffea.hunt.plots import plot_best_window, plot_local_z, plot_t_distribution
+from adcoffea.hunt.result import HuntResult, example_dict
+
+
+def test_to_dict_round_trip_through_json():
+    r = HuntResult.from_dict(example_dict())
+    text = json.dumps(r.to_dict(), allow_nan=False)
+    back = HuntResult.from_dict(json.loads(text))
+    assert back == r
+    assert back.best_local_z == 1.5 and back.global_z == pytest.approx(0.25)
+    assert back.best.efficiencies[0].estimate.sigma == pytest.approx(np.hypot(1.8, 0.87))
+
+
+def test_missing_estimate_is_json_null():
+    d = example_dict()
+    cell = d["windows"][0]["efficiencies"][0]
+    cell.update(background=None, sigma_stat=None, sigma_function=None, sigma_background=None,
+                chi2=None, fit_pvalue=None, note="fewer than 10 selected events")  # fmt: skip
+    r = HuntResult.from_dict(d)
+    assert np.isnan(r.best.efficiencies[0].estimate.background)
+    assert (
+        json.loads(json.dumps(r.to_dict(), allow_nan=False))["windows"][0]["efficiencies"][0][
+            "background"
+        ]
+        is None
+    )
+
+
+def test_figures(tmp_path):
+    r = HuntResult.from_dict(example_dict())
+    for fig in (plot_local_z(r), plot_best_window(r), plot_t_distribution(r, np.ones(5))):
+        path = tmp_path / "f.png"
+        fig.savefig(path)
+        assert path.stat().st_size > 1000

@@ -3,6 +3,13 @@
 One config describes one analysis end to end. Unknown keys are errors (a typo must not be
 silently ignored), and every error names the offending key path and the file.
 
+Values are checked for meaning at load time, not only for type, so that a config fails
+before generation and processing rather than at training or never: NaN and infinite
+numbers, reversed intervals (fit and scan ranges, sidebands, signal regions, score
+windows), sidebands that do not enclose the signal region, fit orders the function does not
+have, non-positive limit masses, BumpHunter widths with ``width_min > width_max``, and keys
+given twice in the YAML file (where the last one would silently win).
+
 Units follow NanoAOD: GeV for masses and momenta.
 
 Example:
@@ -14,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,12 +29,20 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from adcoffea.errors import ConfigError
+from adcoffea.models.methods import Method
 
 Process = Literal["qcd", "wprime", "svj", "yxh"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: an infinite cut (jet_eta_max: .inf) or a NaN is never meant
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _interval(value: tuple[float, float] | None, key: str) -> None:
+    """Refuse a reversed or empty ``(low, high)`` interval, naming ``key``."""
+    if value is not None and not value[0] < value[1]:
+        raise ValueError(f"{key} {list(value)} must be [low, high] with low < high")
 
 
 class SampleConfig(_Strict):
@@ -44,6 +60,11 @@ class SampleConfig(_Strict):
 
 class SyntheticConfig(_Strict):
     directory: Path = Path("data/synthetic")
+    engine: Literal["fast", "pythia"] = Field(
+        default="fast",
+        description="'fast': adcoffea.synthetic (LHCO-fitted jets); 'pythia': Pythia 8 + "
+        "FastJet (adcoffea.synthetic.pythia; pip install 'adcoffea[pythia]')",
+    )
     samples: list[SampleConfig] = Field(min_length=1)
 
 
@@ -136,10 +157,16 @@ class RegionConfig(_Strict):
             self.score_min is not None or self.score_max is not None
         ):
             raise ValueError("give 'efficiency' or 'score_min'/'score_max', not both")
+        if (
+            self.score_min is not None
+            and self.score_max is not None
+            and not self.score_min < self.score_max
+        ):
+            raise ValueError(
+                f"score_min {self.score_min} must be below score_max {self.score_max} "
+                "(the region would be empty)"
+            )
         return self
-
-
-Method = Literal["autoencoder", "vae", "nae", "antelope", "vrnn", "cwola", "cathode", "supervised"]
 
 
 class TrainConfig(_Strict):
@@ -169,6 +196,19 @@ class ModelConfig(_Strict):
         default=None, description="weak supervision: outer edges of the sidebands (GeV)"
     )
 
+    @model_validator(mode="after")
+    def _windows(self) -> ModelConfig:
+        _interval(self.signal_region, "signal_region")
+        _interval(self.sidebands, "sidebands")
+        sr, sb = self.signal_region, self.sidebands
+        if sr is not None and sb is not None and not (sb[0] < sr[0] and sr[1] < sb[1]):
+            raise ValueError(
+                f"sidebands {list(sb)} must enclose signal_region {list(sr)} with room on "
+                "both sides (sidebands[0] < signal_region[0] and signal_region[1] < "
+                "sidebands[1])"
+            )
+        return self
+
 
 class ExecutorConfig(_Strict):
     name: Literal["iterative", "futures", "dask"] = "futures"
@@ -178,6 +218,10 @@ class ExecutorConfig(_Strict):
     retries: int = Field(default=3, ge=0)
     strict: bool = Field(default=False, description="stop at the first failed file")
     resume: bool = False
+    allow_failures: bool = Field(
+        default=False,
+        description="a run that lost input events (failed files or chunks) still exits 0",
+    )
 
 
 class FitConfig(_Strict):
@@ -192,6 +236,27 @@ class FitConfig(_Strict):
         description="(low, high) GeV window left out of every fit (regions of a weakly "
         "supervised model always exclude that model's signal_region)",
     )
+
+    @model_validator(mode="after")
+    def _ranges(self) -> FitConfig:
+        from adcoffea.fits.functions import FAMILIES
+
+        _interval(self.range, "range")
+        _interval(self.exclude, "exclude")
+        if not self.n_params:
+            raise ValueError("n_params must list at least one order, e.g. [3, 4, 5]")
+        fam = FAMILIES.get(self.function)
+        if fam is not None:
+            bad = [n for n in self.n_params if not fam.min_params <= n <= fam.max_params]
+            if bad:
+                raise ValueError(
+                    f"n_params {self.n_params}: {bad} not available for function "
+                    f"{self.function!r} (it takes {fam.min_params} to {fam.max_params} "
+                    "parameters, p0 included)"
+                )
+        if self.sqrt_s <= 0:
+            raise ValueError(f"sqrt_s must be positive, got {self.sqrt_s}")
+        return self
 
 
 class BumpHunterConfig(_Strict):
@@ -217,6 +282,32 @@ class BumpHunterConfig(_Strict):
         "window excluded and scan again (the ATLAS dijet procedure); null: never",
     )
 
+    @model_validator(mode="after")
+    def _widths(self) -> BumpHunterConfig:
+        lo = [self.width_min] if isinstance(self.width_min, int) else list(self.width_min)
+        hi = [self.width_max] if isinstance(self.width_max, int) else list(self.width_max)
+        if not lo or not hi:
+            raise ValueError("width_min and width_max need a value per axis")
+        if len(lo) != len(hi) and 1 not in (len(lo), len(hi)):
+            raise ValueError(
+                f"width_min {self.width_min} and width_max {self.width_max} give a different "
+                "number of axes"
+            )
+        n = max(len(lo), len(hi))
+        lo, hi = lo * (n // len(lo)), hi * (n // len(hi))
+        if min(lo) < 1:
+            raise ValueError(f"width_min {self.width_min} must be at least 1 bin")
+        bad = [i for i in range(n) if lo[i] > hi[i]]
+        if bad:
+            raise ValueError(
+                f"width_min {self.width_min} is larger than width_max {self.width_max}"
+                + (f" on axis {bad[0]}" if n > 1 else "")
+            )
+        if isinstance(self.step, int) and self.step < 1:
+            raise ValueError(f"step must be at least 1 bin, got {self.step}")
+        _interval(self.scan_range, "scan_range")
+        return self
+
 
 class LimitsConfig(_Strict):
     region: str | None = Field(default=None, description="region for limits (default: last)")
@@ -234,6 +325,88 @@ class LimitsConfig(_Strict):
     )
     cl: float = Field(default=0.95, gt=0, lt=1)
     calculator: Literal["asymptotics", "toybased"] = "asymptotics"
+
+    @model_validator(mode="after")
+    def _positive_masses(self) -> LimitsConfig:
+        for key in ("masses", "masses_x"):
+            bad = [m for m in getattr(self, key) if m <= 0]
+            if bad:
+                raise ValueError(f"{key} must be positive masses in GeV, got {bad}")
+        return self
+
+
+class HuntClassifierConfig(_Strict):
+    """The k-fold classifier trained in every window of the hunt."""
+
+    kind: Literal["bdt", "mlp"] = Field(
+        default="bdt", description="boosted-tree ensembles (fast, robust) or a dense network"
+    )
+    members: int = Field(default=3, ge=1, description="classifiers per fold, averaged")
+    k_folds: int = Field(default=5, ge=2, description="an event is scored by its fold's models")
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+
+
+class HuntConfig(_Strict):
+    """The sliding-window weakly supervised hunt (``adcoffea.hunt``).
+
+    Signal regions of relative width ``relative_width`` slide over ``range``, overlapping by
+    ``overlap``, each with sidebands ``sideband_width`` SR widths wide on each side; or, with
+    ``signal_region`` and ``sidebands``, one fixed window (a targeted analysis). Every window
+    trains its own classifier, selects at each background efficiency, fits its selected
+    spectrum without the SR and quotes a local significance; the global significance over all
+    windows and efficiencies comes from ``n_toys`` pseudo-experiments.
+    """
+
+    method: Literal["cwola", "cathode"] = "cwola"
+    range: tuple[float, float] = Field(
+        default=(2900.0, 6500.0), description="GeV: the signal regions lie inside"
+    )
+    relative_width: float = Field(default=0.11, gt=0, lt=1, description="SR width / centre")
+    overlap: float = Field(default=0.5, ge=0, lt=1, description="shared fraction of an SR")
+    sideband_width: float = Field(default=1.0, gt=0, description="per side, in SR widths")
+    signal_region: tuple[float, float] | None = Field(
+        default=None, description="fixed-window mode: the one SR (GeV)"
+    )
+    sidebands: tuple[float, float] | None = Field(
+        default=None, description="fixed-window mode: outer sideband edges (GeV)"
+    )
+    fit_range: tuple[float, float] | None = Field(
+        default=None, description="GeV; default fit.range (the fit family/orders are fit's)"
+    )
+    efficiencies: list[float] = Field(
+        default_factory=lambda: [0.1, 0.01, 0.002],
+        description="background efficiencies, decreasing; thresholds set outside the SR",
+    )
+    features: list[str] = Field(
+        default_factory=lambda: ["mj_min", "delta_mj", "tau21_min", "tau21_max"],
+        description="classifier inputs (must not depend on mjj)",
+    )
+    classifier: HuntClassifierConfig = HuntClassifierConfig()
+    significance: Literal["z_bi", "z_pl"] = "z_bi"
+    n_toys: int = Field(default=3000, ge=0, description="pseudo-experiments for the global Z")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HuntConfig:
+        if (self.signal_region is None) != (self.sidebands is None):
+            raise ValueError("fixed-window mode needs both 'signal_region' and 'sidebands'")
+        if self.range[1] <= self.range[0]:
+            raise ValueError(f"'range' {self.range} needs high > low")
+        if self.fit_range is not None and self.fit_range[1] <= self.fit_range[0]:
+            raise ValueError(f"'fit_range' {self.fit_range} needs high > low")
+        effs = self.efficiencies
+        if not effs or any(not 0 < e < 1 for e in effs):
+            raise ValueError(f"'efficiencies' must be in (0, 1), got {effs}")
+        if any(b >= a for a, b in itertools.pairwise(effs)):
+            raise ValueError(f"'efficiencies' must be strictly decreasing, got {effs}")
+        if "mjj" in self.features:
+            raise ValueError("'features' must not contain mjj (the classifier would sculpt it)")
+        return self
+
+    @property
+    def fixed(self) -> bool:
+        return self.signal_region is not None
 
 
 class AnalysisConfig(_Strict):
@@ -253,6 +426,7 @@ class AnalysisConfig(_Strict):
     fit: FitConfig | None = None
     bumphunt: BumpHunterConfig | None = None
     limits: LimitsConfig | None = None
+    hunt: HuntConfig | None = None
 
     @model_validator(mode="after")
     def _regions_need_model(self) -> AnalysisConfig:
@@ -282,6 +456,31 @@ class AnalysisConfig(_Strict):
         ):
             raise ValueError(f"limits.region {self.limits.region!r} is not a region {names}")
         return self
+
+    @model_validator(mode="after")
+    def _hunt_fit_range(self) -> AnalysisConfig:
+        no_fit_range = self.fit is None or self.fit.range is None
+        if self.hunt is not None and self.hunt.fit_range is None and no_fit_range:
+            raise ValueError("hunt.fit_range: give it, or fit.range (the hunt fits there)")
+        if self.hunt is not None and self.analysis in ("dijet", "semivisible"):
+            # the windows on the histogram binning: a bad range fails here, not after training
+            from adcoffea.hunt.windows import axis_edges, make_windows
+
+            observable = "mjj" if self.analysis == "dijet" else "mt"
+            try:
+                make_windows(axis_edges(self, observable), self.hunt, self.hunt_fit_range)
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
+        return self
+
+    @property
+    def hunt_fit_range(self) -> tuple[float, float] | None:
+        """The hunt's fit range: ``hunt.fit_range``, else ``fit.range``."""
+        if self.hunt is None:
+            return None
+        if self.hunt.fit_range is not None:
+            return self.hunt.fit_range
+        return None if self.fit is None else self.fit.range
 
     @property
     def all_models(self) -> list[ModelConfig]:
@@ -316,8 +515,42 @@ def parse_config(data: dict[str, Any], *, source: str = "<dict>") -> AnalysisCon
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping key given twice (the last would win).
+
+    Example:
+        >>> try:
+        ...     yaml.load("a: 1\\na: 2\\n", Loader=UniqueKeyLoader)
+        ... except yaml.constructor.ConstructorError as err:
+        ...     print(err.problem)
+        found duplicated key 'a' (first given on line 1)
+    """
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if first != key_node.start_mark.line:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicated key {key!r} (first given on line {first + 1})",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path) -> AnalysisConfig:
-    """Read a YAML config with ``yaml.safe_load`` (never executes code) and validate it.
+    """Read a YAML config with a safe loader (never executes code) and validate it.
+
+    The loader is ``yaml.SafeLoader`` refusing duplicated keys (:class:`UniqueKeyLoader`).
 
     Relative paths inside the config stay relative to the current directory, as for
     every other command-line tool.
@@ -328,7 +561,26 @@ def load_config(path: str | Path) -> AnalysisConfig:
     except OSError as err:
         raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no code runs
+    except yaml.constructor.ConstructorError as err:
+        if err.problem and "duplicated key" in err.problem:
+            mark = err.problem_mark
+            raise ConfigError(
+                f"config {path}, line {mark.line + 1 if mark else '?'}: {err.problem}; "
+                "the last one would silently win: remove one of them"
+            ) from None
+        raise ConfigError(f"config {path} is not valid YAML: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config {path} is not valid YAML: {err}") from None
     return parse_config(data, source=str(path))
+
+
+def replace_model(obj: Any, /, **changes: Any) -> Any:
+    """A validated copy of a frozen pydantic model (a config or a block of it) with changes.
+
+    Example:
+        >>> ex = ExecutorConfig()
+        >>> replace_model(ex, name="iterative").name
+        'iterative'
+    """
+    return type(obj).model_validate({**obj.model_dump(), **changes})

@@ -1,16 +1,21 @@
 """``report.md`` and ``report.html``: a search's results, readable without Python.
 
-Both are rendered from ``results.json`` (the same numbers every plot and table is drawn
-from); the HTML embeds the same plots by relative path.
+Both are rendered from the typed :class:`~adcoffea.results.SearchResult` whose ``to_dict()``
+is ``results.json`` (the same numbers every plot and table is drawn from); the HTML embeds
+the same plots by relative path.
 """
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from adcoffea.execution import atomic_write_text
+from adcoffea.outputs import atomic_write_text
+
+if TYPE_CHECKING:
+    from adcoffea.fits.bumphunter import BumpHunterResult
+    from adcoffea.results import RegionResult, SearchResult
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -101,44 +106,54 @@ def _z(p: Any) -> str:
     return _fmt(p, 3)
 
 
-def build_report(out_dir: Path, results: dict[str, Any]) -> _Doc:
+def _bump_cells(bh: BumpHunterResult | None) -> list[Any]:
+    """The BumpHunter columns of the summary: bump window, local Z, global Z, global p."""
+    if bh is None:
+        return ["–", None, "–", None]
+    bump = "–"
+    if bh.bump_lo is not None and bh.bump_hi is not None:
+        bump = " × ".join(
+            f"[{lo:.0f}, {hi:.0f}]" for lo, hi in zip(bh.bump_lo, bh.bump_hi, strict=True)
+        )
+    gzs = ("≥ " if bh.global_p_is_bound else "") + _z(bh.global_z)
+    return [bump, bh.local_z, gzs, bh.global_p]
+
+
+def _fit_cell(r: RegionResult) -> str:
+    if r.fit is None:
+        return r.background_method or r.note or "–"
+    best = r.fit.best
+    cell = f"{best.n_params} par, χ²/ndf = {best.chi2:.1f}/{best.ndf}"
+    if r.fit.excluded_window:
+        lo, hi = r.fit.excluded_window
+        why = "bump refit" if r.refit_excluding else "signal region"
+        cell += f", excl. [{lo:.0f}, {hi:.0f}] ({why})"
+    return cell
+
+
+def build_report(out_dir: Path, result: SearchResult) -> _Doc:
+    """The report of a search, from its typed result and the plots in ``out_dir/plots``."""
     d = _Doc()
-    name = results.get("name", "analysis")
-    d.h(1, f"adcoffea report: {name}")
-    d.p(f"Analysis type: {results.get('analysis')}. Every number below is in results.json.")
+    d.h(1, f"adcoffea report: {result.name}")
+    d.p(f"Analysis type: {result.analysis}. Every number below is in results.json.")
 
     # headline: the most significant bump over the regions
-    regions = results.get("regions", {})
+    stats = result.statistics
+    regions = stats.regions if stats is not None else {}
     rows = []
     for region, r in regions.items():
-        bh = r.get("bumphunter")
-        fit = (r.get("fit") or {}).get("best")
-        bump = "–"
-        if bh and bh.get("bump_lo") is not None:
-            bump = " × ".join(
-                f"[{lo:.0f}, {hi:.0f}]" for lo, hi in zip(bh["bump_lo"], bh["bump_hi"], strict=True)
-            )
-        gz = bh.get("global_z") if bh else None
-        gzs = ("≥ " if bh and bh.get("global_p_is_bound") else "") + _z(gz) if bh else "–"
-        fit_cell = "–"
-        if fit:
-            fit_cell = f"{fit['n_params']} par, χ²/ndf = {fit['chi2']:.1f}/{fit['ndf']}"
-            excl = (r.get("fit") or {}).get("excluded_window")
-            if excl:
-                why = "bump refit" if r.get("refit_excluding") else "signal region"
-                fit_cell += f", excl. [{excl[0]:.0f}, {excl[1]:.0f}] ({why})"
-        elif r.get("background_method"):
-            fit_cell = r["background_method"]
+        bh = r.bumphunter
+        bump, local_z, global_z, global_p = _bump_cells(bh)
         rows.append(
             [
                 region,
-                r.get("events"),
-                fit_cell,
-                r.get("background_method", "–") if bh else "–",
+                r.events,
+                _fit_cell(r),
+                (r.background_method or "–") if bh is not None else "–",
                 bump,
-                bh.get("local_z") if bh else None,
-                gzs,
-                bh.get("global_p") if bh else None,
+                local_z,
+                global_z,
+                global_p,
             ]
         )
     if rows:
@@ -164,47 +179,61 @@ def build_report(out_dir: Path, results: dict[str, Any]) -> _Doc:
             "with global p < 0.01 (refit and rescan; the first scan is in results.json)."
         )
 
-    ev = results.get("evaluation") or {}
-    per_model = ev.get("models") or {}
-    if per_model:
+    if result.hunt is not None:
+        from adcoffea.hunt.stage import report_blocks
+
+        d.blocks.extend(report_blocks(result.hunt.to_dict()))  # the hunt's own summary
+
+    ev = result.evaluation
+    if ev is not None and ev.models:
         d.h(2, "Anomaly scores on synthetic truth")
         d.p(
-            f"{ev.get('n_events', 0):,} selected data events, {ev.get('n_signal', 0):,} of them "
+            f"{ev.n_events:,} selected data events, {ev.n_signal:,} of them "
             "injected signal. SIC = TPR/sqrt(FPR); sculpting: Jensen-Shannon divergence of "
             "the background observable shape after a cut at the given background "
             "efficiency against before it (js_random: the same for a random selection of "
             "the same size, the statistical floor)."
         )
         rows = []
-        for label, m in per_model.items():
-            roc = m.get("roc") or {}
-            sc = m.get("sculpting") or {}
-            js = ", ".join(
-                f"{e:g}: {j:.2g} ({r:.2g})"
-                for e, j, r in zip(
-                    sc.get("efficiencies", []),
-                    sc.get("js", []),
-                    sc.get("js_random", []),
-                    strict=False,
+        for label, m in ev.models.items():
+            sc = m.sculpting
+            js = ""
+            if sc is not None:
+                js = ", ".join(
+                    f"{e:g}: {j:.2g} ({r:.2g})"
+                    for e, j, r in zip(sc.efficiencies, sc.js, sc.js_random, strict=False)
                 )
+            roc = m.roc
+            rows.append(
+                [
+                    label,
+                    m.method,
+                    None if roc is None else float(roc.auc),
+                    None if roc is None else float(roc.max_sic),
+                    js or "–",
+                ]
             )
-            rows.append([label, m.get("method"), roc.get("auc"), roc.get("max_sic"), js or "–"])
         d.table(["model", "method", "AUC", "max SIC", "JS divergence at eff. (random)"], rows)
 
-    lim = results.get("limits")
-    if lim:
-        d.h(2, f"Limits ({int(100 * lim.get('cl', 0.95))}% CL, CLs, region {lim.get('region')})")
-        d.p(f"Background: {lim.get('background', '')}.")
-        trows = [
-            [
-                s,
-                t.get("observed", "failed (see results.json)"),
-                t.get("expected_median"),
-                t.get("signal_efficiency"),
-                t.get("observed_events_before_cut"),
-            ]
-            for s, t in lim.get("templates", {}).items()
-        ]
+    lim = stats.limits if stats is not None else None
+    if lim is not None:
+        d.h(2, f"Limits ({int(100 * lim.cl)}% CL, CLs, region {lim.region})")
+        d.p(f"Background: {lim.background}.")
+        trows: list[list[Any]] = []
+        for s, t in lim.templates.items():
+            if t.limit is None:
+                trows.append([s, "failed (see results.json)", None, None, None])
+                continue
+            ref = float(t.reference_events or 0.0)
+            trows.append(
+                [
+                    s,
+                    t.limit.observed,
+                    t.limit.expected_median,
+                    t.signal_efficiency,
+                    t.limit.observed * ref,
+                ]
+            )
         if trows:
             d.table(
                 [
@@ -216,9 +245,9 @@ def build_report(out_dir: Path, results: dict[str, Any]) -> _Doc:
                 ],
                 trows,
             )
-        scan = lim.get("mass_scan") or []
+        scan = lim.mass_scan or ()
         if scan:
-            has_x = "mass_x" in scan[0]
+            has_x = scan[0].mass_x is not None
             head = (
                 ["m [GeV]"]
                 + (["m_X [GeV]"] if has_x else [])
@@ -228,36 +257,36 @@ def build_report(out_dir: Path, results: dict[str, Any]) -> _Doc:
                 head,
                 [
                     [
-                        p["mass"],
-                        *([p.get("mass_x")] if has_x else []),
-                        p.get("observed_events", "failed (see results.json)"),
-                        p["expected_events"][2] if "expected_events" in p else "–",
+                        p.mass,
+                        *([p.mass_x] if has_x else []),
+                        p.observed_events if p.ok else "failed (see results.json)",
+                        p.expected_events[2] if p.ok and p.expected_events else "–",
                     ]
                     for p in scan
                 ],
             )
 
-    cut = results.get("cutflow") or {}
-    if cut:
+    proc = result.processing
+    if proc.cutflow:
         d.h(2, "Cutflow")
-        names = list(next(iter(cut.values())).keys())
-        d.table(["dataset", *names], [[ds, *[c.get(n) for n in names]] for ds, c in cut.items()])
-    rep = results.get("run_report") or {}
-    if rep:
-        d.p(
-            f"Processed {rep.get('events_processed'):,} of {rep.get('events_total'):,} events "
-            f"({rep.get('events_failed'):,} failed) with the {rep.get('executor')} executor, "
-            f"chunks of {rep.get('chunksize'):,}."
+        names = list(next(iter(proc.cutflow.values())).keys())
+        d.table(
+            ["dataset", *names],
+            [[ds, *[c.get(n) for n in names]] for ds, c in proc.cutflow.items()],
         )
-        if rep.get("failures"):
+    rep = proc.run_report
+    if rep is not None:
+        d.p(
+            f"Processed {rep.events_processed:,} of {rep.events_total:,} events "
+            f"({rep.events_failed:,} failed) with the {rep.executor} executor, "
+            f"chunks of {rep.chunksize:,}."
+        )
+        if rep.failures:
             d.table(
                 ["failed file", "entries", "reason"],
-                [
-                    [f["path"], f"{f.get('entry_start')}–{f.get('entry_stop')}", f["reason"]]
-                    for f in rep["failures"]
-                ],
+                [[f.path, f"{f.entry_start}–{f.entry_stop}", f.reason] for f in rep.failures],
             )
-    tim = results.get("timings_s") or {}
+    tim = {k: round(v, 2) for k, v in result.timings.items()}
     if tim:
         d.table(["stage", *tim.keys()], [["time [s]", *tim.values()]])
 
@@ -269,11 +298,11 @@ def build_report(out_dir: Path, results: dict[str, Any]) -> _Doc:
     return d
 
 
-def write_report(out_dir: str | Path, results: dict[str, Any]) -> tuple[Path, Path]:
+def write_report(out_dir: str | Path, result: SearchResult) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` in ``out_dir``."""
     out_dir = Path(out_dir)
-    doc = build_report(out_dir, results)
+    doc = build_report(out_dir, result)
     md, page = out_dir / "report.md", out_dir / "report.html"
     atomic_write_text(md, doc.markdown())
-    atomic_write_text(page, doc.html(f"adcoffea report: {results.get('name', '')}"))
+    atomic_write_text(page, doc.html(f"adcoffea report: {result.name}"))
     return md, page

@@ -20,10 +20,20 @@ from typing import Any
 import numpy as np
 
 from adcoffea.config import AnalysisConfig
-from adcoffea.errors import AdcoffeaError, ConfigError
+from adcoffea.errors import ConfigError, LimitError
+from adcoffea.models.methods import WEAKLY_SUPERVISED_METHODS
+from adcoffea.results import (
+    LimitsResult,
+    MassPoint,
+    RegionFit,
+    RegionResult,
+    StatisticsResult,
+    TemplateLimit,
+)
 
-OBSERVABLES = {"dijet": ("mjj", "mjj"), "semivisible": ("mt", "mt"), "yxh": ("mjj_mx", None)}
 log = logging.getLogger(__name__)
+#: the note of a region that no data event enters
+EMPTY_REGION = "empty region: no data event passes its cut"
 LABELS = {"mjj": r"$m_{jj}$ [GeV]", "mt": r"$m_{T}$ [GeV]"}
 
 
@@ -63,82 +73,99 @@ def efficiency_background(incl: np.ndarray, region: np.ndarray) -> tuple[np.ndar
 
 def run_statistics(
     cfg: AnalysisConfig, hists: dict[str, Any], data_names: list[str], *, out_dir: Path
-) -> dict[str, Any]:
+) -> StatisticsResult:
     """Fit, scan and set limits; write plots and workspaces under ``out_dir``."""
-    name, _ = OBSERVABLES[cfg.analysis]
+    from adcoffea.processing import observable_name
+
+    name = observable_name(cfg)
     if name not in hists:
         raise ConfigError(f"no histogram {name!r} in the processor output")
     h = hists[name]
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     regions = [r.name for r in cfg.regions]
-    out: dict[str, Any] = {"regions": {}}
-    fits: dict[str, Any] = {}
+    results: dict[str, RegionResult] = {}
     for region in regions:
         data = summed(h, data_names, region)
-        res: dict[str, Any] = {"events": float(_values(data).sum())}
-        if data.ndim == 1:
-            res.update(_one_dimensional(cfg, h, data, data_names, region, plots, fits))
+        if not _values(data).sum() > 0:
+            # e.g. a score that is constant on these data (a weakly supervised classifier
+            # that found nothing to learn): its efficiency cut keeps no event
+            log.warning("region %s is empty: no fit, scan or limit there", region)
+            results[region] = RegionResult(events=0.0, note=EMPTY_REGION)
+        elif data.ndim == 1:
+            results[region] = _one_dimensional(cfg, h, data, data_names, region, plots)
         else:
-            res.update(_two_dimensional(cfg, h, data, data_names, region, plots))
-        out["regions"][region] = res
+            results[region] = _two_dimensional(cfg, h, data, data_names, region, plots)
+    limits = None
     if cfg.limits is not None:
         region = cfg.limits.region or regions[-1]
-        out["limits"] = _limits(cfg, h, data_names, region, out_dir, fits.get(region))
-    return out
+        if results[region].note == EMPTY_REGION:
+            limits = LimitsResult(region=region, cl=cfg.limits.cl, background=EMPTY_REGION)
+        else:
+            fit = results[region].fit
+            limits = _limits(cfg, h, data_names, region, out_dir, None if fit is None else fit.best)
+    return StatisticsResult(regions=results, limits=limits)
 
 
 # --------------------------------------------------------------------------------------
 # 1D: fit + BumpHunter
 # --------------------------------------------------------------------------------------
-def _one_dimensional(cfg, h, data, data_names, region, plots: Path, fits: dict) -> dict[str, Any]:
+def _one_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionResult:
     edges = data.axes[0].edges
     counts = _values(data)
     obs = data.axes[0].name
-    out: dict[str, Any] = {}
+    events = float(counts.sum())
+    fit = None
     background = None
     scan_range = None
     exclude = _a_priori_exclusion(cfg, region)
     if cfg.fit is not None:
-        best = _fit_region(cfg, data, region, plots, fits, out, exclude=exclude)
-        background, scan_range = _fit_background_array(best, edges, counts)
+        fit = _fit_region(cfg, data, region, plots, exclude=exclude)
+        background, scan_range = _fit_background_array(fit.best, edges, counts)
     bh = cfg.bumphunt
-    if bh is not None:
-        unc = None
-        inclusive = region == cfg.regions[0].name
-        reg_cfg = next(r for r in cfg.regions if r.name == region)
-        method = reg_cfg.background or bh.background
-        if (method == "efficiency" and not inclusive) or background is None:
-            incl = _values(summed(h, data_names, cfg.regions[0].name))
-            background, unc = efficiency_background(incl, counts)
-            out["background_method"] = "inclusive x efficiency"
-        else:
-            out["background_method"] = "fit"
+    if bh is None:
+        return RegionResult(events=events, fit=fit)
+    unc = None
+    inclusive = region == cfg.regions[0].name
+    reg_cfg = next(r for r in cfg.regions if r.name == region)
+    method = reg_cfg.background or bh.background
+    if (method == "efficiency" and not inclusive) or background is None:
+        incl = _values(summed(h, data_names, cfg.regions[0].name))
+        background, unc = efficiency_background(incl, counts)
+        background_method = "inclusive x efficiency"
+    else:
+        background_method = "fit"
+    if bh.scan_range is not None:
+        scan_range = bh.scan_range
+    result = _scan(bh, counts, background, edges, scan_range, unc)
+    first, window = None, None
+    refit = (
+        cfg.fit is not None
+        and background_method == "fit"
+        and bh.refit_global_p is not None
+        and exclude is None
+        and result.bump_lo is not None
+        and result.global_p < bh.refit_global_p
+    )
+    if refit:
+        # ATLAS dijet procedure: a significant bump may have pulled the fit; refit with
+        # its window excluded and scan again (the first scan is kept in the results)
+        window = (float(result.bump_lo[0]), float(result.bump_hi[0]))
+        first = result
+        fit = _fit_region(cfg, data, region, plots, exclude=window)
+        background, scan_range = _fit_background_array(fit.best, edges, counts)
         if bh.scan_range is not None:
             scan_range = bh.scan_range
         result = _scan(bh, counts, background, edges, scan_range, unc)
-        refit = (
-            cfg.fit is not None
-            and out["background_method"] == "fit"
-            and bh.refit_global_p is not None
-            and exclude is None
-            and result.bump_lo is not None
-            and result.global_p < bh.refit_global_p
-        )
-        if refit:
-            # ATLAS dijet procedure: a significant bump may have pulled the fit; refit with
-            # its window excluded and scan again (the first scan is kept in the results)
-            window = (float(result.bump_lo[0]), float(result.bump_hi[0]))
-            out["bumphunter_before_refit"] = result.to_dict()
-            best = _fit_region(cfg, data, region, plots, fits, out, exclude=window)
-            background, scan_range = _fit_background_array(best, edges, counts)
-            if bh.scan_range is not None:
-                scan_range = bh.scan_range
-            result = _scan(bh, counts, background, edges, scan_range, unc)
-            out["refit_excluding"] = list(window)
-        out["bumphunter"] = result.to_dict()
-        _bh_plots(result, counts, background, edges, plots, region, LABELS.get(obs, obs))
-    return out
+    _bh_plots(result, counts, background, edges, plots, region, LABELS.get(obs, obs))
+    return RegionResult(
+        events=events,
+        fit=fit,
+        background_method=background_method,
+        bumphunter=result,
+        bumphunter_before_refit=first,
+        refit_excluding=window,
+    )
 
 
 def _a_priori_exclusion(cfg, region: str) -> tuple[float, float] | None:
@@ -148,21 +175,23 @@ def _a_priori_exclusion(cfg, region: str) -> tuple[float, float] | None:
     reg = next(r for r in cfg.regions if r.name == region)
     label = cfg.region_model(reg)
     model = next((m for m in cfg.all_models if cfg.model_label(m) == label), None)
-    if model is not None and model.method in ("cwola", "cathode") and model.signal_region:
+    if model is not None and model.method in WEAKLY_SUPERVISED_METHODS and model.signal_region:
         # CWoLa hunting: the selected events are fitted in the sidebands and the fit is
         # interpolated into the signal region the classifier was trained for
         return (float(model.signal_region[0]), float(model.signal_region[1]))
     return None
 
 
-def _fit_region(cfg, data, region, plots: Path, fits: dict, out: dict, *, exclude):
-    from adcoffea.fits.background import select_order
-    from adcoffea.fits.fit_plots import plot_fit
+def _fit_region(cfg, data, region, plots: Path, *, exclude) -> RegionFit:
+    from adcoffea.fits.background import Backend
+    from adcoffea.fits.order import select_order
+    from adcoffea.plots import save
+    from adcoffea.plots.fit import plot_fit
 
     edges = data.axes[0].edges
     obs = data.axes[0].name
     fr = cfg.fit.range or (float(edges[0]), float(edges[-1]))
-    backend = cfg.fit.backend if exclude is None else "iminuit"
+    backend: Backend = cfg.fit.backend if exclude is None else "iminuit"
     sel = select_order(
         data,
         function=cfg.fit.function,
@@ -174,17 +203,19 @@ def _fit_region(cfg, data, region, plots: Path, fits: dict, out: dict, *, exclud
         exclude=exclude,
     )
     best = sel.best
-    fits[region] = best
-    out["fit"] = {"order_selection": sel.to_dict(), "best": _fit_summary(best)}
-    if exclude is not None:
-        out["fit"]["excluded_window"] = list(exclude)
-        if backend != cfg.fit.backend:
-            out["fit"]["note"] = "window-excluded fits use the iminuit path"
+    note = None
+    if exclude is not None and backend != cfg.fit.backend:
+        note = "window-excluded fits use the iminuit path"
     title = f"{cfg.name}: {region}"
     if exclude is not None:
         title += f" (fit excludes {exclude[0]:.0f}-{exclude[1]:.0f})"
-    plot_fit(best, plots / f"fit_{region}.png", xlabel=LABELS.get(obs, obs), title=title)
-    return best
+    fig = plot_fit(best, xlabel=LABELS.get(obs, obs), title=title)
+    save(fig, plots / f"fit_{region}.png", dpi=80)
+    return RegionFit(
+        selection=sel,
+        excluded_window=None if exclude is None else (float(exclude[0]), float(exclude[1])),
+        note=note,
+    )
 
 
 def _fit_background_array(best, edges, counts):
@@ -214,74 +245,52 @@ def _scan(bh, counts, background, edges, scan_range, unc):
     )
 
 
-def _fit_summary(fit) -> dict[str, Any]:
-    d = fit.to_dict()
-    keep = (
-        "function",
-        "n_params",
-        "backend",
-        "names",
-        "values",
-        "errors",
-        "nll",
-        "chi2",
-        "ndf",
-        "pvalue",
-        "deviance",
-        "converged",
-    )
-    return {k: d[k] for k in keep if k in d}
-
-
 def _bh_plots(result, data, background, edges, plots: Path, region: str, xlabel: str) -> None:
-    from adcoffea.fits.bumphunter_plots import plot_bump_1d, plot_bump_2d, plot_t_distribution
+    from adcoffea.plots import save
+    from adcoffea.plots.bumphunter import plot_bump_1d, plot_bump_2d, plot_t_distribution
 
     if np.ndim(data) == 1:
-        plot_bump_1d(
-            result,
-            data,
-            background,
-            edges=edges,
-            path=str(plots / f"bumphunter_{region}.png"),
-            xlabel=xlabel,
-        )
+        fig = plot_bump_1d(result, data, background, edges=edges, xlabel=xlabel)
+        save(fig, plots / f"bumphunter_{region}.png")
     else:
-        plot_bump_2d(
+        fig = plot_bump_2d(
             result,
             data,
             background,
             edges=edges,
-            path=str(plots / f"bumphunter2d_{region}.png"),
             xlabel=r"$m_{Y} = m_{jj}$ [GeV]",
             ylabel=r"$m_{X}$ [GeV]",
         )
+        save(fig, plots / f"bumphunter2d_{region}.png")
     if len(result.t_toys):
-        plot_t_distribution(result, path=str(plots / f"bumphunter_t_{region}.png"))
+        save(plot_t_distribution(result), plots / f"bumphunter_t_{region}.png")
 
 
 # --------------------------------------------------------------------------------------
 # 2D: data-driven background + 2D BumpHunter
 # --------------------------------------------------------------------------------------
-def _two_dimensional(cfg, h, data, data_names, region, plots: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _two_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionResult:
+    counts = _values(data)
     bh = cfg.bumphunt
     if bh is None or region == cfg.regions[0].name:
-        return out  # the inclusive region is the background estimate itself
-    counts = _values(data)
+        # the inclusive region is the background estimate itself
+        return RegionResult(events=float(counts.sum()))
     incl = _values(summed(h, data_names, cfg.regions[0].name))
     background, unc = efficiency_background(incl, counts)
     edges = [data.axes[0].edges, data.axes[1].edges]
     result = _scan(bh, counts, background, edges, None, unc)
-    out["bumphunter"] = result.to_dict()
-    out["background_method"] = "inclusive x efficiency(m_X)"
     _bh_plots(result, counts, background, edges, plots, region, "")
-    return out
+    return RegionResult(
+        events=float(counts.sum()),
+        background_method="inclusive x efficiency(m_X)",
+        bumphunter=result,
+    )
 
 
 # --------------------------------------------------------------------------------------
 # limits
 # --------------------------------------------------------------------------------------
-def _limits(cfg, h, data_names, region, out_dir: Path, fit) -> dict[str, Any]:
+def _limits(cfg, h, data_names, region, out_dir: Path, fit) -> LimitsResult:
     from adcoffea.fits.workspace import build_workspace, upper_limit
     from adcoffea.outputs import write_json
 
@@ -291,7 +300,7 @@ def _limits(cfg, h, data_names, region, out_dir: Path, fit) -> dict[str, Any]:
     data = summed(h, data_names, region)
     counts = _values(data)
     inclusive = cfg.regions[0].name
-    out: dict[str, Any] = {"region": region, "cl": lim.cl, "templates": {}}
+    templates: dict[str, TemplateLimit] = {}
     two_d = counts.ndim == 2
 
     if two_d or fit is None:
@@ -303,19 +312,17 @@ def _limits(cfg, h, data_names, region, out_dir: Path, fit) -> dict[str, Any]:
         d_vec, b_vec, u_vec = counts.ravel()[mask], bkg.ravel()[mask], unc.ravel()[mask]
         background_arg: Any = b_vec
         ws_kwargs: dict[str, Any] = {"bkg_stat_errors": np.maximum(u_vec, 1e-6)}
-        out["background"] = "inclusive x efficiency, with its statistical uncertainty"
+        background = "inclusive x efficiency, with its statistical uncertainty"
 
-        def project(arr2d: np.ndarray) -> np.ndarray:
-            return arr2d.ravel()[mask]
+        def project(arr: np.ndarray) -> np.ndarray:
+            return arr.ravel()[mask]
     else:
         lo = int(np.searchsorted(data.axes[0].edges, fit.edges[0]))
         sl = slice(lo, lo + len(fit.counts))
         d_vec = counts[sl]
         background_arg = fit
         ws_kwargs = {}
-        out["background"] = (
-            f"{fit.function} fit, {fit.n_params} parameters, eigen-variations as histosys"
-        )
+        background = f"{fit.function} fit, {fit.n_params} parameters, eigen-variations as histosys"
 
         def project(arr: np.ndarray) -> np.ndarray:
             return arr[sl]
@@ -331,30 +338,28 @@ def _limits(cfg, h, data_names, region, out_dir: Path, fit) -> dict[str, Any]:
         shape = project(s_reg) / s_incl * lim.reference_events
         args, kw = _signal_window(shape, d_vec, background_arg, ws_kwargs)
         ws = build_workspace(*args, **kw)
-        write_json(ws_dir / f"{region}_{sig}.json", ws)
+        ws_path = write_json(ws_dir / f"{region}_{sig}.json", ws)
         try:
             res = upper_limit(ws, cl=lim.cl, calctype=lim.calculator)
-        except AdcoffeaError as err:
+        except LimitError as err:
             log.warning("limit on %s in %s failed: %s", sig, region, err)
-            out["templates"][sig] = {
-                "error": str(err),
-                "workspace": str(ws_dir / f"{region}_{sig}.json"),
-            }
+            templates[sig] = TemplateLimit(workspace=ws_path, error=str(err))
             continue
-        out["templates"][sig] = {
-            **res.to_dict(),
-            "signal_efficiency": float(s_reg.sum() / s_incl),
-            "reference_events": lim.reference_events,
-            "observed_events_before_cut": res.observed * lim.reference_events,
-            "expected_events_before_cut": res.expected_median * lim.reference_events,
-            "workspace": str(ws_dir / f"{region}_{sig}.json"),
-        }
+        templates[sig] = TemplateLimit(
+            workspace=ws_path,
+            limit=res,
+            signal_efficiency=float(s_reg.sum() / s_incl),
+            reference_events=lim.reference_events,
+        )
 
+    mass_scan = None
     if lim.masses:
-        out["mass_scan"] = _mass_scan(
+        mass_scan = _mass_scan(
             cfg, data, d_vec, background_arg, ws_kwargs, project, out_dir, region
         )
-    return out
+    return LimitsResult(
+        region=region, cl=lim.cl, background=background, templates=templates, mass_scan=mass_scan
+    )
 
 
 def _signal_window(shape, d_vec, background_arg, ws_kwargs):
@@ -381,9 +386,13 @@ def _signal_window(shape, d_vec, background_arg, ws_kwargs):
     return (d_vec[keep], b, shape[keep]), kw
 
 
-def _mass_scan(cfg, data, d_vec, background_arg, ws_kwargs, project, out_dir: Path, region):
+def _mass_scan(
+    cfg, data, d_vec, background_arg, ws_kwargs, project, out_dir: Path, region
+) -> tuple[MassPoint, ...]:
     from adcoffea.fits.signal import gaussian_signal
     from adcoffea.fits.workspace import build_workspace, upper_limit
+    from adcoffea.plots import save
+    from adcoffea.plots.limits import plot_brazil, plot_limit_map
 
     lim = cfg.limits
     e0 = data.axes[0].edges
@@ -392,7 +401,7 @@ def _mass_scan(cfg, data, d_vec, background_arg, ws_kwargs, project, out_dir: Pa
             background_arg.background if hasattr(background_arg, "background") else background_arg
         )
     )
-    points = []
+    points: list[MassPoint] = []
     if data.ndim == 1:
         grid = [(m, None) for m in lim.masses]
     else:
@@ -411,76 +420,32 @@ def _mass_scan(cfg, data, d_vec, background_arg, ws_kwargs, project, out_dir: Pa
         ws = build_workspace(*args, **kw)
         try:
             res = upper_limit(ws, cl=lim.cl, calctype=lim.calculator)
-        except AdcoffeaError as err:
+        except LimitError as err:
             log.warning("limit at m = %s (m_X = %s) failed: %s", m, mx, err)
-            points.append({"mass": m, **({"mass_x": mx} if mx else {}), "error": str(err)})
+            points.append(MassPoint(mass=m, mass_x=mx or None, error=str(err)))
             continue
-        point = {
-            "mass": m,
-            **({"mass_x": mx} if mx is not None else {}),
-            "observed_events": res.observed * norm * shape.sum(),
-            "expected_events": [e * norm * shape.sum() for e in res.expected],
-        }
-        points.append(point)
-    good = [p for p in points if "error" not in p]
+        scale = float(norm * shape.sum())
+        points.append(
+            MassPoint(
+                mass=m,
+                mass_x=mx,
+                observed_events=res.observed * scale,
+                expected_events=tuple(e * scale for e in res.expected),
+            )
+        )
+    good = [p for p in points if p.ok]
     if good and data.ndim == 1:
-        _brazil(good, out_dir / "plots" / f"limits_{region}.png")
+        fig = plot_brazil(
+            np.array([p.mass for p in good]),
+            np.array([p.observed_events for p in good], dtype=float),
+            np.array([p.expected_events for p in good], dtype=float),
+        )
+        save(fig, out_dir / "plots" / f"limits_{region}.png", dpi=110)
     elif good:
-        _limit_map(good, out_dir / "plots" / f"limits2d_{region}.png")
-    return points
-
-
-def _brazil(points, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    m = np.array([p["mass"] for p in points])
-    obs = np.array([p["observed_events"] for p in points])
-    exp = np.array([p["expected_events"] for p in points])
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    ax.fill_between(m, exp[:, 0], exp[:, 4], color="#ffdf00", label=r"expected $\pm 2\sigma$")
-    ax.fill_between(m, exp[:, 1], exp[:, 3], color="#00c000", label=r"expected $\pm 1\sigma$")
-    ax.plot(m, exp[:, 2], "k--", label="expected")
-    ax.plot(m, obs, "k-o", ms=4, label="observed")
-    ax.set_yscale("log")
-    ax.set_xlabel("signal mass [GeV]")
-    ax.set_ylabel("95% CL upper limit on signal events")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _limit_map(points, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    my = sorted({p["mass"] for p in points})
-    mx = sorted({p["mass_x"] for p in points})
-    grid = np.full((len(mx), len(my)), np.nan)
-    for p in points:
-        grid[mx.index(p["mass_x"]), my.index(p["mass"])] = p["observed_events"]
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    im = ax.imshow(
-        grid,
-        origin="lower",
-        aspect="auto",
-        cmap="viridis",
-        extent=(-0.5, len(my) - 0.5, -0.5, len(mx) - 0.5),
-    )
-    ax.set_xticks(range(len(my)), [f"{v:g}" for v in my])
-    ax.set_yticks(range(len(mx)), [f"{v:g}" for v in mx])
-    for i in range(len(mx)):
-        for j in range(len(my)):
-            if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", color="w", fontsize=8)
-    ax.set_xlabel(r"$m_Y$ [GeV]")
-    ax.set_ylabel(r"$m_X$ [GeV]")
-    fig.colorbar(im, label="95% CL observed limit on signal events")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        fig = plot_limit_map(
+            np.array([p.mass for p in good]),
+            np.array([p.mass_x for p in good], dtype=float),
+            np.array([p.observed_events for p in good], dtype=float),
+        )
+        save(fig, out_dir / "plots" / f"limits2d_{region}.png", dpi=110)
+    return tuple(points)

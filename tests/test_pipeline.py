@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 
 import numpy as np
 import pytest
+import yaml
 
 from adcoffea.cli import main
 from adcoffea.config import parse_config
@@ -77,15 +79,36 @@ def test_outputs_written_and_consistent(small_run):
     # Events in the histogram (with flow) = events passing the last cut.
     last = list(cutflow["cutflow"]["qcd"].values())[-1]
     assert pk["mjj"][{"dataset": "qcd", "region": "inclusive"}].sum(flow=True).value == last
-    assert json.loads((out / "results.json").read_text())["timings_s"]["process"] > 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["timings_s"]["process"] > 0
+    # results.json is the typed result's to_dict()
+    assert results == small_run[1].result.to_dict()
+    assert small_run[1].result.processing.run_report.events_processed == 7500
 
 
-def test_generation_is_cached(small_run, capsys):
+def test_generation_is_cached_and_the_library_does_not_print(small_run, capsys, caplog):
     tmp, _ = small_run
-    from adcoffea.pipeline import ensure_synthetic
+    from adcoffea.datasets import ensure_synthetic
 
+    caplog.set_level(logging.INFO, logger="adcoffea")
     ensure_synthetic(_config(tmp))
-    assert "cached" in capsys.readouterr().out
+    assert "qcd: cached (6000 events)" in caplog.text
+    assert capsys.readouterr().out == ""
+
+
+def test_cli_prints_the_stage_progress(small_run, capsys):
+    tmp, _ = small_run
+    cfg = tmp / "cli.yaml"
+    doc = _config(tmp).model_dump(mode="json", exclude_defaults=True)
+    doc["output"] = str(tmp / "cli_out")
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["run", str(cfg), "--retries", "0", "--no-statistics"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # the cached samples, then each stage's start and end, in order, on stdout
+    assert "  qcd: cached (6000 events)" in out
+    stages = [line.split()[1] for line in out if line.endswith(" ...")]
+    assert stages == ["inputs", "process", "write"]
+    assert any(line.startswith("[adcoffea] process done in") for line in out)
 
 
 def test_cli_reports_config_errors_without_traceback(tmp_path, capsys):

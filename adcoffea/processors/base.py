@@ -2,6 +2,20 @@
 
 A search differs only in its observable (mjj, mT, or (mjj, mX)); selection, features,
 anomaly scoring, regions, cutflow and the optional feature tables for training are common.
+
+Non-finite values:
+
+* an event whose two leading jets (or MET, for the semi-visible search) carry NaN or inf
+  fails the ``finite_kinematics`` cut of the cutflow and is reported per file under
+  ``_nonfinite[(dataset, file, "kinematics")]`` (``run_report.nonfinite``, with a warning);
+* a non-finite anomaly score (a model that returns NaN) never passes a score cut: the event
+  stays in the inclusive region and is in no scored region, is left out of the ``score``
+  histogram (a NaN would land in its overflow bin), and is reported per file and model under
+  ``_nonfinite[(dataset, file, "score:<model>")]``. Its training column keeps the NaN.
+
+Before any chunk runs, :meth:`SearchProcessor.check_models` loads every bundle (checksums
+verified) and checks it against the processor's inputs, and
+:meth:`SearchProcessor.required_branches` lists every branch the pre-flight must find.
 """
 
 from __future__ import annotations
@@ -19,7 +33,8 @@ from coffea.nanoevents import NanoAODSchema
 
 from adcoffea.config import AxisConfig, HistogramsConfig, RegionConfig, SelectionConfig
 from adcoffea.errors import InputFileError, ModelBundleError
-from adcoffea.features import ModelInputs, high_level_features, two_columns
+from adcoffea.execution.preflight import BASE_BRANCHES, JET_FIELDS, BranchChoice, Requirement
+from adcoffea.features import HIGH_LEVEL_FEATURES, ModelInputs, high_level_features, two_columns
 from adcoffea.processors.selections import event_weights, select_dijets
 
 # Synthetic and skimmed files lack most cross-referenced collections; that is expected.
@@ -47,18 +62,36 @@ def load_bundle_cached(path: str | Path) -> Any:
     return _BUNDLES[key]
 
 
+#: Jet branches (beyond pt, eta, phi, mass) each high-level feature is computed from.
+FEATURE_JET_FIELDS: dict[str, tuple[str, ...]] = {
+    "tau21_min": ("tau1", "tau2"),
+    "tau21_max": ("tau1", "tau2"),
+    "tau32_min": ("tau2", "tau3"),
+    "tau32_max": ("tau2", "tau3"),
+}
+
+
+def constituent_branches(jet_collection: str = "FatJet") -> BranchChoice:
+    """The branches of either constituent link format (NanoAOD v15 or PFNano)."""
+    from adcoffea.constituents import FORMATS
+
+    options = []
+    for fmt in FORMATS:
+        links = fmt.links.replace("FatJet", jet_collection, 1)
+        options.append(
+            (
+                f"{links}_{fmt.jet_field}",
+                f"{links}_{fmt.particle_field}",
+                *(f"{fmt.particles}_{f}" for f in JET_FIELDS),
+            )
+        )
+    return BranchChoice(f"{jet_collection} constituents", tuple(options))
+
+
 def make_axis(name: str, cfg: AxisConfig, label: str) -> hist.axis.AxesMixin:
     if cfg.edges is not None:
         return hist.axis.Variable(cfg.edges, name=name, label=label)
     return hist.axis.Regular(cfg.bins, cfg.start, cfg.stop, name=name, label=label)
-
-
-@dataclass(frozen=True)
-class ScoringSpec:
-    """What the processor needs to score events: a bundle and the regions to fill."""
-
-    bundle: str | None = None
-    max_particles: int = 20
 
 
 @dataclass
@@ -86,6 +119,8 @@ class SearchProcessor(processor.ProcessorABC):
 
     #: name of the search's observable histogram(s); set by subclasses
     observable: ClassVar[str] = "mjj"
+    #: model inputs a subclass adds to ``HIGH_LEVEL_FEATURES`` (see ``extra_features``)
+    extra_feature_names: ClassVar[tuple[str, ...]] = ()
 
     # --- hooks for subclasses -------------------------------------------------------------
     def observable_axes(self) -> list[hist.axis.AxesMixin]:
@@ -101,6 +136,54 @@ class SearchProcessor(processor.ProcessorABC):
     ) -> dict[str, np.ndarray]:
         """Search-specific model inputs beyond ``HIGH_LEVEL_FEATURES`` (none by default)."""
         return {}
+
+    def extra_branches(self) -> list[Requirement]:
+        """Branches the search reads beyond the jets (e.g. MET); none by default."""
+        return []
+
+    def finite_inputs(self, events: ak.Array) -> np.ndarray | None:
+        """Per event: are the search's non-jet inputs (e.g. MET) finite? None: no such inputs."""
+        return None
+
+    # --- checks before processing ---------------------------------------------------------
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The high-level model inputs this processor computes, in its order."""
+        return (*HIGH_LEVEL_FEATURES, *self.extra_feature_names)
+
+    def check_models(self) -> None:
+        """Load every model bundle (checksums verified) and check it fits this processor.
+
+        Called by ``run_processor`` in the main process before any chunk runs, so a
+        tampered bundle or one trained on other inputs is one clear message on every
+        executor, instead of an error (or wrong scores) inside the workers.
+
+        Raises:
+            ModelBundleError: naming the bundle and what does not match.
+        """
+        for label, model in self._models().items():
+            check = getattr(model, "check_inputs", None)
+            if check is None:
+                continue
+            try:
+                check(self.feature_names, self.max_particles)
+            except ModelBundleError as err:
+                raise ModelBundleError(f"model {label!r}: {err}") from None
+
+    def required_branches(self) -> list[Requirement]:
+        """Every branch this processor and its models read (checked by the pre-flight)."""
+        jets = self.selection.jet_collection
+        fields = list(JET_FIELDS)
+        constituents = self.collect_columns and self.collect_constituents
+        for model in self._models().values():
+            meta = getattr(model, "metadata", None)
+            for feature in getattr(meta, "features", ()) or ():
+                fields += [f for f in FEATURE_JET_FIELDS.get(feature, ()) if f not in fields]
+            constituents |= "constituents" in getattr(model, "required_inputs", ())
+        req: list[Requirement] = [*BASE_BRANCHES, f"n{jets}", *(f"{jets}_{f}" for f in fields)]
+        if constituents:
+            req.append(constituent_branches(jets))
+        return req + self.extra_branches()
 
     # --- the common part ------------------------------------------------------------------
     def _new_hists(self) -> dict[str, hist.Hist]:
@@ -178,12 +261,14 @@ class SearchProcessor(processor.ProcessorABC):
                     "but no such model bundle is set"
                 )
             sc = scores[label]
+            # a NaN score is not anomalous: explicitly in no scored region (comparisons with
+            # NaN are False anyway; this keeps it so for any future cut)
+            m = np.isfinite(sc)
             lo = (
                 r.score_min
                 if r.efficiency is None
                 else models[label].threshold_for_efficiency(r.efficiency)
             )
-            m = np.ones(len(sc), dtype=bool)
             if lo is not None:
                 m &= sc > lo
             if r.score_max is not None:
@@ -196,9 +281,15 @@ class SearchProcessor(processor.ProcessorABC):
         filename = events.metadata.get("filename", "<events>")
         try:
             weights_all = event_weights(events)
-            sel = select_dijets(events, self.selection, weights=weights_all)
+            sel = select_dijets(
+                events, self.selection, weights=weights_all, finite=self.finite_inputs(events)
+            )
         except (KeyError, AttributeError) as err:
             raise InputFileError(filename, f"missing branch or collection: {err}") from err
+        nonfinite = {}
+        n_bad = sel.cutflow["two_jets"][0] - sel.cutflow["finite_kinematics"][0]
+        if n_bad:
+            nonfinite[(dataset, str(filename), "kinematics")] = n_bad
         weights = weights_all[sel.mask]
         feats = high_level_features(sel.jets)
         selected = events[sel.mask]
@@ -209,6 +300,10 @@ class SearchProcessor(processor.ProcessorABC):
         scores = {
             label: (m.score(inputs) if len(inputs) else np.zeros(0)) for label, m in models.items()
         }
+        finite_scores = {label: np.isfinite(sc) for label, sc in scores.items()}
+        for label, ok in finite_scores.items():
+            if not ok.all():
+                nonfinite[(dataset, str(filename), f"score:{label}")] = int((~ok).sum())
 
         hists = self._new_hists()
         for region, rmask in self._region_masks(scores, models).items():
@@ -233,13 +328,16 @@ class SearchProcessor(processor.ProcessorABC):
                     weight=w,
                 )
         for label, sc in scores.items():
-            hists["score"].fill(dataset=dataset, model=label, score=sc, weight=weights)
+            ok = finite_scores[label]
+            hists["score"].fill(dataset=dataset, model=label, score=sc[ok], weight=weights[ok])
 
         out: dict[str, Any] = {
             "hists": hists,
             "cutflow": {dataset: {name: n for name, (n, _) in sel.cutflow.items()}},
             "cutflow_weighted": {dataset: {name: w for name, (_, w) in sel.cutflow.items()}},
         }
+        if nonfinite:
+            out["_nonfinite"] = nonfinite
         if self.collect_columns:
             cols = {k: v for k, v in inputs.high_level.items()}
             cols.update({f"obs_{k}": v for k, v in obs.items()})

@@ -8,7 +8,8 @@ import awkward as ak
 import numpy as np
 
 from adcoffea.errors import InputFileError
-from adcoffea.features import met_features, transverse_mass
+from adcoffea.execution.preflight import BranchChoice
+from adcoffea.features import MET_FEATURES, met_features, transverse_mass
 from adcoffea.processors.base import SearchProcessor, make_axis
 
 MET_COLLECTIONS = ("PFMET", "MET")
@@ -22,6 +23,14 @@ class SemivisibleProcessor(SearchProcessor):
     """
 
     observable = "mt"
+    extra_feature_names = MET_FEATURES
+
+    def extra_branches(self):
+        return [BranchChoice("MET", tuple((f"{c}_pt", f"{c}_phi") for c in MET_COLLECTIONS))]
+
+    def finite_inputs(self, events):
+        pt, phi = self._met(events)
+        return np.isfinite(pt) & np.isfinite(phi)
 
     def observable_axes(self):
         return [make_axis("mt", self.histograms.mt, r"$m_{T}$ [GeV]")]

@@ -1,4 +1,6 @@
-"""Glue between a config and ``adcoffea.models``: train on processor features, evaluate.
+"""The train stage of a search: a config's anomaly-detection models, trained and evaluated.
+
+Glue between a config and :mod:`adcoffea.models` (which holds the methods themselves).
 
 Features for training are extracted by the search processor itself (its column tables), so
 the model sees exactly the features it will be scored on.
@@ -6,20 +8,17 @@ the model sees exactly the features it will be scored on.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adcoffea.config import AnalysisConfig, RegionConfig
+from adcoffea.models.methods import CONSTITUENT_METHODS, SIGNAL_PRIOR_METHODS
+from adcoffea.results import EvaluationResult, ModelEvaluation, TrainedModel
 
-CONSTITUENT_METHODS = ("antelope", "vrnn")
-#: methods that learn from a labelled signal sample (a signal prior) besides the data
-SIGNAL_PRIOR_METHODS = ("antelope", "supervised")
-
-
-def _observable_name(cfg: AnalysisConfig) -> str:
-    return {"dijet": "mjj", "semivisible": "mt", "yxh": "mjj"}[cfg.analysis]
+log = logging.getLogger(__name__)
 
 
 def train_models(
@@ -29,7 +28,7 @@ def train_models(
     *,
     out_dir: Path,
     process_opts: dict[str, Any],
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, TrainedModel]:
     """Extract features once with the processor, train every model without a bundle.
 
     The outlier and weakly supervised methods train on the data datasets only (as on real
@@ -38,12 +37,19 @@ def train_models(
     without templates the supervised classifier learns the synthetic truth (a ceiling).
 
     Returns:
-        label -> {"bundle": directory, "summary": dict}.
+        label -> the model trained (its bundle is written under ``out_dir/models/label``).
     """
     from adcoffea.models.bundle import save_bundle
     from adcoffea.models.train import train_model
     from adcoffea.outputs import write_json
-    from adcoffea.pipeline import columns_to_inputs, make_processor, process
+    from adcoffea.plots import save
+    from adcoffea.plots.scores import plot_loss
+    from adcoffea.processing import (
+        columns_to_inputs,
+        make_processor,
+        observable_axes,
+        run_configured,
+    )
 
     todo = [m for m in cfg.all_models if m.bundle is None]
     if not todo:
@@ -57,13 +63,13 @@ def train_models(
         collect_constituents=any(m.method in CONSTITUENT_METHODS for m in todo),
         regions=[RegionConfig(name="inclusive")],
     )
-    run_out = process(cfg, {d: fileset[d] for d in names}, proc, **process_opts)
+    run_out = run_configured(cfg, {d: fileset[d] for d in names}, proc, **process_opts)
     inputs, truth, observables, dsets = columns_to_inputs(run_out.output["columns"])
     is_data = np.isin(dsets, data_names)
     is_template = np.isin(dsets, cfg.datasets.signal)
-    observable = observables.get(_observable_name(cfg))
+    observable = observables.get(observable_axes(cfg)[0].name)
 
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, TrainedModel] = {}
     for model in todo:
         label = cfg.model_label(model)
         if model.method == "antelope":
@@ -79,7 +85,7 @@ def train_models(
             labels = truth[rows]
         else:
             rows, labels = is_data, None
-        print(f"  training {label} ({model.method}) on {int(rows.sum())} events", flush=True)
+        log.info("  training %s (%s) on %d events", label, model.method, int(rows.sum()))
         result = train_model(
             model.method,
             inputs.select(rows),
@@ -94,67 +100,46 @@ def train_models(
         bundle_dir = out_dir / "models" / label
         save_bundle(result.bundle, bundle_dir)
         write_json(bundle_dir.parent / f"{label}_history.json", result.history)
-        _plot_history(result.history, out_dir / "plots" / f"loss_{label}.png")
-        out[label] = {
-            "bundle": bundle_dir,
-            "summary": {
-                "method": model.method,
-                "bundle": str(bundle_dir),
-                "n_train_events": int(rows.sum()),
-                "datasets": sorted(set(dsets[rows].tolist())),
-            },
-        }
+        save(plot_loss(result.history), out_dir / "plots" / f"loss_{label}.png", dpi=110)
+        out[label] = TrainedModel(
+            label=label,
+            method=model.method,
+            bundle=bundle_dir,
+            n_train_events=int(rows.sum()),
+            datasets=tuple(sorted(set(dsets[rows].tolist()))),
+        )
     return out
-
-
-def _plot_history(history: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    curves = history if isinstance(history, dict) else {}
-    for name, values in curves.items():
-        if isinstance(values, (list, tuple)) and values and np.isscalar(values[0]):
-            ax.plot(np.arange(1, len(values) + 1), values, label=str(name))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    if ax.lines:
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def evaluate_run(
     cfg: AnalysisConfig, columns: dict[str, Any], data_names: list[str], *, out_dir: Path
-) -> dict[str, Any]:
+) -> EvaluationResult | None:
     """ROC/SIC on synthetic truth and the sculpting check, per model.
 
     Both use the data datasets only: the ROC compares the injected signal with the
     background in the same sample the search sees, and sculpting compares the background
     observable shape before and after cuts at fixed background efficiencies.
+
+    Returns:
+        the evaluation, or None when no data dataset was processed.
     """
-    from adcoffea.models.evaluate import plot_roc, plot_sculpting, roc_sic, sculpting
+    from adcoffea.models.evaluate import roc_sic, sculpting
+    from adcoffea.plots import save
+    from adcoffea.plots.scores import plot_roc, plot_sculpting
+    from adcoffea.processing import observable_axes
 
     cols = {d: {k: v.value for k, v in c.items()} for d, c in columns.items() if d in data_names}
     if not cols:
-        return {}
+        return None
     truth = np.concatenate(
         [c.get("truth_label", np.zeros(len(c["mjj"]), np.int32)) for c in cols.values()]
     )
-    obs_name = _observable_name(cfg)
+    axis = observable_axes(cfg)[0]
+    obs_name = axis.name
     obs = np.concatenate([c[f"obs_{obs_name}"] for c in cols.values()])
-    axis = getattr(cfg.histograms, "mt" if obs_name == "mt" else "mjj")
-    edges = (
-        np.asarray(axis.edges)
-        if axis.edges is not None
-        else np.linspace(axis.start, axis.stop, axis.bins + 1)
-    )
+    edges = np.asarray(axis.edges)
     effs = sorted({r.efficiency for r in cfg.regions if r.efficiency} | {0.1, 0.01})
-    out: dict[str, Any] = {"n_events": len(truth), "n_signal": int(truth.sum()), "models": {}}
+    models: dict[str, ModelEvaluation] = {}
     rocs = {}
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
@@ -164,48 +149,14 @@ def evaluate_run(
         if not all(key in c for c in cols.values()):
             continue
         score = np.concatenate([c[key] for c in cols.values()])
-        res: dict[str, Any] = {"method": model.method}
+        roc = sc = None
         if 0 < truth.sum() < len(truth):
-            roc = roc_sic(score, truth)
-            rocs[label] = roc
-            res["roc"] = {k: v for k, v in roc.to_dict().items() if k not in ("fpr", "tpr")}
+            roc = rocs[label] = roc_sic(score, truth)
         if (truth == 0).sum() > 0:
             sc = sculpting(obs, score, is_background=truth == 0, edges=edges, efficiencies=effs)
-            d = sc.to_dict()
-            res["sculpting"] = {
-                k: d[k]
-                for k in ("efficiencies", "thresholds", "js", "js_random", "chi2_flat", "ndf")
-            }
-            plot_sculpting(sc, plots / f"sculpting_{label}.png", xlabel=obs_name)
-        out["models"][label] = res
+            fig = plot_sculpting(sc, xlabel=obs_name)
+            save(fig, plots / f"sculpting_{label}.png", bbox_inches="tight")
+        models[label] = ModelEvaluation(method=model.method, roc=roc, sculpting=sc)
     if rocs:
-        plot_roc(rocs, plots / "roc_sic.png")
-    return out
-
-
-def cli_arguments(parser) -> None:
-    parser.add_argument("config", type=Path, help="analysis YAML with a 'model' section")
-    parser.add_argument("--output", type=Path, help="override the output directory")
-    parser.add_argument("--executor", choices=["iterative", "futures", "dask"])
-
-
-def cli_main(args) -> int:
-    from adcoffea.config import load_config
-    from adcoffea.errors import ConfigError
-    from adcoffea.pipeline import data_datasets, resolve_fileset
-
-    cfg = load_config(args.config)
-    if not cfg.all_models:
-        raise ConfigError(f"{args.config}: no 'model'/'models' section to train")
-    out_dir = Path(args.output or cfg.output)
-    fileset = resolve_fileset(cfg)
-    res = train_models(
-        cfg,
-        fileset,
-        data_datasets(cfg, fileset),
-        out_dir=out_dir,
-        process_opts={"executor": args.executor},
-    )
-    for label, r in res.items():
-        print(f"model bundle {label!r} written to {r['bundle']}")
-    return 0
+        save(plot_roc(rocs), plots / "roc_sic.png", bbox_inches="tight")
+    return EvaluationResult(n_events=len(truth), n_signal=int(truth.sum()), models=models)

@@ -275,6 +275,10 @@ def main(argv=None) -> int:
                     rows.append(f"| {ex} | {name} | {msg} | {code} | {acct} |")
                 paths = [p for n, p in bad.items() if n != "deleted after pre-flight"]
                 res, err, code = run_case(ex, good, paths, client)
+                if res is None:  # refused before processing (e.g. no XRootD client installed)
+                    msg = err.replace(tmp, "TMP").replace("|", "/")[:300]
+                    rows.append(f"| {ex} | **all of them at once** | {msg} | {code} | run refused |")
+                    continue
                 r = res.report
                 rows.append(
                     f"| {ex} | **all of them at once** | {len(r.failures)} failures in "

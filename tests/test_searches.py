@@ -3,9 +3,9 @@
 Each shipped config runs through ``adcoffea.pipeline.run`` with fewer QCD events, fewer
 training epochs and fewer pseudo-experiments (the physics choices stay as configured):
 
-* with its injected signal, the BumpHunter bump of the search's anomaly region covers the
-  true signal peak (taken from the signal template's histogram in that region) with a
-  local significance above 3 sigma; for the dijet hunt (no fixed anomaly region), the best
+* with its injected signal, the BumpHunter bump of the search's anomaly region is centred
+  inside the signal's central 68 % interval (from the signal template's histogram in that
+  region, per axis) with a local significance above 3 sigma; for the dijet hunt (no fixed anomaly region), the best
   window of the hunt contains the peak with local Z above 3;
 * on background only (the injected sample removed), no region shows a global significance
   of 2 sigma or more, for the config's seed and for other generator seeds.
@@ -100,6 +100,24 @@ def _peak(h, region: str, dataset: str) -> np.ndarray:
     return np.array([ax.centers[i] for ax, i in zip(v.axes, idx, strict=True)])
 
 
+def _core(h, region: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """The signal template's central 68 % interval per axis (16 % and 84 % quantiles).
+
+    A resonance's core is a few bins around its peak, but the transverse mass of a
+    semi-visible signal is a broad Jacobian edge: its most populated bin is a noisy marker
+    of where the excess over a falling background is most significant.
+    """
+    v = h[{"dataset": dataset, "region": region}]
+    values = v.values()
+    lo, hi = [], []
+    for i, ax in enumerate(v.axes):
+        proj = values.sum(axis=tuple(j for j in range(values.ndim) if j != i))
+        cdf = np.concatenate([[0.0], np.cumsum(proj)]) / proj.sum()
+        lo.append(np.interp(0.16, cdf, ax.edges))
+        hi.append(np.interp(0.84, cdf, ax.edges))
+    return np.array(lo), np.array(hi)
+
+
 @pytest.mark.parametrize("name", sorted(SEARCH_REGION))
 def test_injected_signal_is_found(name, tmp_path, sample_dir):
     cfg = reduced(name, tmp_path / "out", sample_dir)
@@ -114,11 +132,11 @@ def test_injected_signal_is_found(name, tmp_path, sample_dir):
         region = cfg.regions[-1].name  # the rest as for the other searches
     else:
         bh = res.results["regions"][region]["bumphunter"]
-        peak = _peak(res.hists[obs], region, cfg.datasets.signal[0])
+        core_lo, core_hi = _core(res.hists[obs], region, cfg.datasets.signal[0])
         lo, hi = np.asarray(bh["bump_lo"]), np.asarray(bh["bump_hi"])
-        widths = np.array([np.diff(ax.edges)[0] for ax in res.hists[obs].axes[2:]])
-        # the bump window covers the true peak (within one bin of it)
-        assert np.all(lo - widths <= peak) and np.all(peak <= hi + widths), (lo, hi, peak)
+        # the bump window is centred inside the signal's central 68 % (per axis)
+        centre = 0.5 * (lo + hi)
+        assert np.all(core_lo <= centre) and np.all(centre <= core_hi), (lo, hi, core_lo, core_hi)
         assert bh["local_z"] > 3.0, bh
     # the report, the workspaces and the plots a physicist looks at are written
     out = tmp_path / "out"

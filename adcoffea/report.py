@@ -278,6 +278,10 @@ def build_report(out_dir: Path, result: SearchResult) -> _Doc:
             "pass; both scans are in results.json). Fit-background scans include the "
             "fit-function uncertainty (see Fit diagnostics)."
         )
+        for name, r in regions.items():
+            st = r.bumphunter_uncertainty
+            if r.fit is None and r.bumphunter is not None and st is not None:
+                d.p(f"Region {name}, fit-function uncertainty in BumpHunter: {st.description}.")
         _fit_diagnostics(d, regions)
 
     if result.hunt is not None:

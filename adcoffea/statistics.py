@@ -476,6 +476,12 @@ def _two_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
         events=float(counts.sum()),
         background_method="inclusive x efficiency(m_X)",
         bumphunter=result,
+        bumphunter_uncertainty=FitUncertaintyStatement(
+            included=False,
+            description="none: the scan's background is data-driven (inclusive x cut "
+            "efficiency per m_X column, with its statistical uncertainty), no fit function "
+            "enters",
+        ),
     )
 
 

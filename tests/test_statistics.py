@@ -143,9 +143,11 @@ def test_mis_modelled_region_is_flagged_and_not_quoted(mis_modelled):
     from adcoffea.report import build_report
     from adcoffea.results import ProcessingResult, SearchResult
 
-    md = build_report(
+    doc = build_report(
         out, SearchResult(name="t", analysis="dijet", processing=ProcessingResult(), statistics=res)
-    ).markdown()
+    )
+    md = doc.markdown()
+    assert "not quoted as a discovery" in doc.html("t")
     assert "NO: inadequate" in md
     assert "Region inclusive: background model inadequate" in md
     assert "not quoted as a discovery" in md

@@ -193,8 +193,16 @@ def _fit_diagnostics(d: _Doc, regions: Mapping[str, RegionResult]) -> None:
     for name, r in fitted.items():
         if r.not_quoted_reason is not None:
             d.p(f"Region {name}: {r.not_quoted_reason}.")
-        elif r.background_model_adequate is False:
-            d.p(f"Region {name}: background model inadequate (no BumpHunter scan).")
+        elif r.background_model_adequate is False and r.fit is not None:
+            why = (
+                "no BumpHunter scan"
+                if r.bumphunter is None
+                else f"the BumpHunter scan used the data-driven background "
+                f"({r.background_method}), not this fit; limits set on this fit are suspect"
+            )
+            d.p(
+                f"Region {name}: background fit inadequate (χ² p = {r.fit.best.pvalue:.3g}; {why})."
+            )
         st = r.bumphunter_uncertainty
         if r.bumphunter is not None and st is not None:
             d.p(f"Region {name}, fit-function uncertainty in BumpHunter: {st.description}.")

@@ -337,15 +337,23 @@ class RegionResult:
     def background_model_adequate(self) -> bool | None:
         """Whether the region's background fit describes its data (None: no fit).
 
-        False when the chosen fit's chi2 p-value is below its ``min_pvalue`` (0.01): the
-        region's BumpHunter result is then not quoted as a discovery.
+        False when the chosen fit's chi2 p-value is below its ``min_pvalue`` (0.01): a
+        BumpHunter result against that fit is then not quoted as a discovery.
         """
         return None if self.fit is None else self.fit.adequate
 
     @property
     def bumphunter_quoted(self) -> bool:
-        """Whether the scan may be quoted as evidence (a scan and no inadequate model)."""
-        return self.bumphunter is not None and self.background_model_adequate is not False
+        """Whether the scan may be quoted as evidence.
+
+        Not when it compared the data with a background fit that does not describe them. A
+        scan against a data-driven background (inclusive x efficiency) does not use the fit,
+        so an inadequate fit does not invalidate it (in a region rich in signal, the fit is
+        inadequate because of the signal); the flag is still reported.
+        """
+        if self.bumphunter is None:
+            return False
+        return self.background_method != "fit" or self.background_model_adequate is not False
 
     @property
     def not_quoted_reason(self) -> str | None:

@@ -154,6 +154,16 @@ def test_mis_modelled_region_is_flagged_and_not_quoted(mis_modelled):
     assert "Order test (wilks), region inclusive" in md
 
 
+def test_inadequate_fit_does_not_veto_a_data_driven_scan(mis_modelled):
+    import dataclasses
+
+    _, region, _ = mis_modelled
+    driven = dataclasses.replace(region, background_method="inclusive x efficiency")
+    assert driven.background_model_adequate is False  # still flagged
+    assert driven.bumphunter_quoted and driven.not_quoted_reason is None
+    assert driven.to_dict()["bumphunter_quoted"] is True
+
+
 def test_guarded_refit_refuses_a_refit_that_breaks_the_sidebands(mis_modelled):
     res, region, _ = mis_modelled
     ref = region.refit

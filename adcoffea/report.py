@@ -172,7 +172,7 @@ def _fit_diagnostics(d: _Doc, regions: Mapping[str, RegionResult]) -> None:
             "χ²/ndf",
             "χ² p",
             "background model adequate",
-            "max |pull|",
+            "max abs(pull)",
             "fit-function unc.",
             "bump window [GeV]",
             "fit-function unc. in window (events)",

@@ -152,6 +152,11 @@ def test_mis_modelled_region_is_flagged_and_not_quoted(mis_modelled):
     assert "Region inclusive: background model inadequate" in md
     assert "not quoted as a discovery" in md
     assert "Order test (wilks), region inclusive" in md
+    # every Markdown table row has as many cells as its header
+    for block in md.split("\n\n"):
+        lines = [ln for ln in block.splitlines() if ln.startswith("|")]
+        if lines:
+            assert len({ln.count("|") for ln in lines if not ln.startswith("|---")}) == 1, block
 
 
 def test_inadequate_fit_does_not_veto_a_data_driven_scan(mis_modelled):

@@ -314,7 +314,8 @@ class RegionResult:
 
     Attributes:
         events: data events in the region.
-        fit: the background fit the quoted scan used (1D regions of a config with ``fit``).
+        fit: the region's background fit (1D regions of a config with ``fit``): the one over
+            all bins, or the window-excluded refit when the guarded refit accepted it.
         background_method: the background the scan compared with (``"fit"``, ...).
         bumphunter: the quoted scan (with ``bumphunt``).
         refit: the guarded refit, when a significant bump led to a refit that excludes it

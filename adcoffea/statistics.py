@@ -5,7 +5,8 @@ For each score region the 'data' spectrum (the sum of the data datasets) is
 * fitted with the configured function family, the order chosen by a Wilks test (1D); the
   chosen fit's chi2 p-value, the order-test table and the per-bin pulls are kept, and a fit
   with p < ``fit.min_pvalue`` (0.01) flags the region ``background_model_adequate=False``:
-  its BumpHunter result is then not quoted as a discovery;
+  a BumpHunter result against that fit is then not quoted as a discovery (a scan against
+  the data-driven background below does not use the fit and stays quoted);
 * given a **fit-function uncertainty** (:func:`adcoffea.fits.uncertainty.fit_function_uncertainty`):
   the envelope, per bin, of the other function families (``dijet``, ``expo``, ``power``
   less the nominal one, each at its Wilks-chosen order) and of the nominal family one order

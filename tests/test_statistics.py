@@ -77,8 +77,9 @@ def _mis_modelled(n: float, amp: float, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).poisson(truth).astype(float)
 
 
-def _run(tmp_path, counts, *, fit=None, bumphunt=None, limits=None, signal=None):
+def _run(tmp_path, counts, *, fit=None, bumphunt=None, limits=None, signal=None, template=None):
     datasets = ["data"] + (["sig"] if signal is not None else [])
+    datasets += ["mc"] if template is not None else []
     cfg = parse_config(
         {
             "name": "t",
@@ -99,7 +100,8 @@ def _run(tmp_path, counts, *, fit=None, bumphunt=None, limits=None, signal=None)
         hist.axis.Variable(EDGES, name="mjj"),
         storage=hist.storage.Weight(),
     )
-    for i, c in enumerate([counts] + ([signal] if signal is not None else [])):
+    extra = [x for x in (signal, template) if x is not None]
+    for i, c in enumerate([counts, *extra]):
         h.view().value[i, 0] = c
         h.view().variance[i, 0] = c
     res = run_statistics(cfg, {"mjj": h}, ["data"], out_dir=tmp_path)
@@ -245,3 +247,20 @@ def test_workspace_has_a_valid_fit_function_nuisance(tmp_path, ffu):
         assert np.all(hi >= nominal) and np.any(hi > nominal)
     d = res.to_dict()["limits"]
     assert d["templates"]["sig"]["fit_function_nuisance"] is ffu
+
+
+def test_background_template_adds_the_spurious_signal(tmp_path):
+    truth = expected_counts(EDGES, [2e4, 7.8, 5.3, 1.1])
+    counts = np.random.default_rng(4).poisson(truth).astype(float)
+    template = np.random.default_rng(5).poisson(10 * truth).astype(float)
+    _, region = _run(
+        tmp_path,
+        counts,
+        fit={"uncertainty_template": "mc", "n_params": [3], "range": [2700.0, 4200.0]},
+        bumphunt={"refit_global_p": None, "n_toys": 100},
+        template=template,
+    )
+    unc = region.fit_function_uncertainty
+    assert unc.method == "envelope+spurious" and len(unc.spurious) > 0
+    assert np.all(unc.per_bin >= unc.envelope) and np.all(unc.per_bin >= unc.spurious_per_bin)
+    assert region.bumphunter_uncertainty.method == "envelope+spurious"

@@ -236,6 +236,25 @@ class FitConfig(_Strict):
         description="(low, high) GeV window left out of every fit (regions of a weakly "
         "supervised model always exclude that model's signal_region)",
     )
+    min_pvalue: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        description="chi2 p-value below which a region's background model is flagged "
+        "inadequate (its BumpHunter result is not quoted as a discovery); also the bar of "
+        "the alternative functions and of the guarded refit",
+    )
+    function_uncertainty: bool = Field(
+        default=True,
+        description="carry the fit-function uncertainty (envelope of alternative functions "
+        "fitted to the same data) into BumpHunter and the pyhf workspaces",
+    )
+    uncertainty_template: str | None = Field(
+        default=None,
+        description="dataset (not part of the data) whose histogram in each region is a "
+        "high-statistics background template: adds the spurious-signal estimate to the "
+        "fit-function uncertainty",
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> FitConfig:

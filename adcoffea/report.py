@@ -8,6 +8,7 @@ the same plots by relative path.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,9 +127,112 @@ def _fit_cell(r: RegionResult) -> str:
     cell = f"{best.n_params} par, χ²/ndf = {best.chi2:.1f}/{best.ndf}"
     if r.fit.excluded_window:
         lo, hi = r.fit.excluded_window
-        why = "bump refit" if r.refit_excluding else "signal region"
+        why = "bump refit" if r.refit is not None and r.refit.decision.accepted else "signal region"
         cell += f", excl. [{lo:.0f}, {hi:.0f}] ({why})"
     return cell
+
+
+def _fit_diagnostics(d: _Doc, regions: Mapping[str, RegionResult]) -> None:
+    """Chi2 p-values, pulls, fit-function uncertainty, order tests and refits per region."""
+    fitted = {name: r for name, r in regions.items() if r.fit is not None}
+    if not fitted:
+        return
+    d.h(2, "Fit diagnostics")
+    rows: list[list[Any]] = []
+    for name, r in fitted.items():
+        assert r.fit is not None
+        best = r.fit.best
+        pulls = best.pulls
+        st = r.bumphunter_uncertainty
+        unc = r.fit_function_uncertainty
+        rows.append(
+            [
+                name,
+                f"{best.function}, {best.n_params} par",
+                f"{best.chi2:.1f}/{best.ndf}",
+                best.pvalue,
+                "yes" if r.background_model_adequate else "NO: inadequate",
+                float(abs(pulls).max()) if len(pulls) else None,
+                "–" if unc is None else unc.method,
+                "–"
+                if st is None or st.window is None
+                else f"[{st.window[0]:.0f}, {st.window[1]:.0f}]",
+                None if st is None else st.window_events,
+                None if st is None else st.stat_events,
+                None if st is None else st.ratio_to_stat,
+                "–"
+                if r.bumphunter is None
+                else ("yes" if st is not None and st.included else "no"),
+            ]
+        )
+    d.table(
+        [
+            "region",
+            "fit",
+            "χ²/ndf",
+            "χ² p",
+            "background model adequate",
+            "max abs(pull)",
+            "fit-function unc.",
+            "bump window [GeV]",
+            "fit-function unc. in window (events)",
+            "stat. √B",
+            "ratio",
+            "in BumpHunter",
+        ],
+        rows,
+    )
+    d.p(
+        "χ² p: Pearson χ² of the chosen fit on its fitted bins (low-count bins merged); a "
+        "region with p < 0.01 is flagged 'background model inadequate'. Pulls are the signed "
+        "square roots of the per-bin Poisson deviance (lower panel of the fit plots). The "
+        "fit-function uncertainty is the envelope of alternative function families (and the "
+        "nominal family one order up) fitted to the same data, summed coherently over the "
+        "most significant BumpHunter window and compared with its statistical uncertainty √B."
+    )
+    for name, r in fitted.items():
+        if r.not_quoted_reason is not None:
+            d.p(f"Region {name}: {r.not_quoted_reason}.")
+        elif r.background_model_adequate is False and r.fit is not None:
+            why = (
+                "no BumpHunter scan"
+                if r.bumphunter is None
+                else f"the BumpHunter scan used the data-driven background "
+                f"({r.background_method}), not this fit; limits set on this fit are suspect"
+            )
+            d.p(
+                f"Region {name}: background fit inadequate (χ² p = {r.fit.best.pvalue:.3g}; {why})."
+            )
+        st = r.bumphunter_uncertainty
+        if r.bumphunter is not None and st is not None:
+            d.p(f"Region {name}, fit-function uncertainty in BumpHunter: {st.description}.")
+        if r.refit is not None:
+            ref = r.refit
+            verdict = "accepted" if ref.decision.accepted else "refused"
+            d.p(
+                f"Region {name}: the refit excluding [{ref.window[0]:.0f}, {ref.window[1]:.0f}] "
+                f"GeV was {verdict}: {ref.decision.reason}. Global Z: {_z(ref.original.global_z)} "
+                f"with the original fit, {_z(ref.refit.global_z)} with the refit; quoted: the "
+                f"{ref.quoted} scan."
+            )
+    for name, r in fitted.items():
+        assert r.fit is not None
+        sel = r.fit.selection
+        d.h(3, f"Order test ({sel.method}), region {name}")
+        d.table(
+            ["n_params", "χ²/ndf", "χ² p", "statistic", "p (vs previous order)", "chosen"],
+            [
+                [
+                    row["n_params"],
+                    f"{row['chi2']:.1f}/{row['ndf']}",
+                    row["chi2_pvalue"],
+                    row["statistic"],
+                    row["pvalue"],
+                    "✓" if row["n_params"] == sel.chosen else "",
+                ]
+                for row in sel.table
+            ],
+        )
 
 
 def build_report(out_dir: Path, result: SearchResult) -> _Doc:
@@ -144,6 +248,8 @@ def build_report(out_dir: Path, result: SearchResult) -> _Doc:
     for region, r in regions.items():
         bh = r.bumphunter
         bump, local_z, global_z, global_p = _bump_cells(bh)
+        if bh is not None and not r.bumphunter_quoted:
+            global_z = f"{global_z} (not quoted: background model inadequate)"
         rows.append(
             [
                 region,
@@ -176,8 +282,15 @@ def build_report(out_dir: Path, result: SearchResult) -> _Doc:
             "pseudo-experiments; '≥' marks a bound when no pseudo-experiment reached the "
             "observed test statistic. A fit that excludes a window interpolates the "
             "background into it: the signal region of a weakly supervised score, or a bump "
-            "with global p < 0.01 (refit and rescan; the first scan is in results.json)."
+            "with global p < 0.01 (refit and rescan, kept only if the guarded-refit checks "
+            "pass; both scans are in results.json). Fit-background scans include the "
+            "fit-function uncertainty (see Fit diagnostics)."
         )
+        for name, r in regions.items():
+            st = r.bumphunter_uncertainty
+            if r.fit is None and r.bumphunter is not None and st is not None:
+                d.p(f"Region {name}, fit-function uncertainty in BumpHunter: {st.description}.")
+        _fit_diagnostics(d, regions)
 
     if result.hunt is not None:
         from adcoffea.hunt.stage import report_blocks
@@ -219,6 +332,8 @@ def build_report(out_dir: Path, result: SearchResult) -> _Doc:
     if lim is not None:
         d.h(2, f"Limits ({int(100 * lim.cl)}% CL, CLs, region {lim.region})")
         d.p(f"Background: {lim.background}.")
+        if lim.fit_function_uncertainty is not None:
+            d.p(f"Fit-function uncertainty: {lim.fit_function_uncertainty.description}.")
         trows: list[list[Any]] = []
         for s, t in lim.templates.items():
             if t.limit is None:

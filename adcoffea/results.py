@@ -42,16 +42,20 @@ if TYPE_CHECKING:
     from adcoffea.fits.background import FitResult
     from adcoffea.fits.bumphunter import BumpHunterResult
     from adcoffea.fits.order import OrderSelection
+    from adcoffea.fits.refit import RefitDecision
+    from adcoffea.fits.uncertainty import FitFunctionUncertainty
     from adcoffea.fits.workspace import LimitResult
     from adcoffea.hunt.result import HuntResult  # type: ignore[import-not-found,unused-ignore]
     from adcoffea.models.evaluate import RocResult, SculptingResult
 
 __all__ = [
     "EvaluationResult",
+    "FitUncertaintyStatement",
     "LimitsResult",
     "MassPoint",
     "ModelEvaluation",
     "ProcessingResult",
+    "RefitOutcome",
     "RegionFit",
     "RegionResult",
     "SearchResult",
@@ -202,11 +206,21 @@ class RegionFit:
         """The fit of the chosen order."""
         return self.selection.best
 
+    @property
+    def adequate(self) -> bool:
+        """Whether the chosen fit describes the data it fitted (chi2 p >= its min_pvalue)."""
+        return self.best.adequate
+
     def to_dict(self) -> dict[str, Any]:
         best = self.best.to_dict()
+        pulls = [float(x) for x in self.best.pulls]
         out: dict[str, Any] = {
             "order_selection": self.selection.to_dict(),
             "best": {k: best[k] for k in FIT_SUMMARY_KEYS if k in best},
+            "chi2_pvalue": self.best.pvalue,
+            "adequate": self.adequate,
+            "pulls": pulls,
+            "max_abs_pull": max((abs(x) for x in pulls), default=None),
         }
         if self.excluded_window is not None:
             out["excluded_window"] = list(self.excluded_window)
@@ -216,17 +230,98 @@ class RegionFit:
 
 
 @dataclass(frozen=True)
+class FitUncertaintyStatement:
+    """The fit-function uncertainty a BumpHunter scan or a limit includes, in words and numbers.
+
+    Attributes:
+        included: whether a fit-function uncertainty entered the result.
+        description: what entered (or why nothing did), in one sentence.
+        method: ``"envelope"`` or ``"envelope+spurious"`` when included.
+        window: the window the numbers below refer to (GeV): the scan's most significant
+            window, or None.
+        window_events: the fit-function uncertainty of the background summed over it.
+        stat_events: the statistical uncertainty of that background, sqrt(B).
+    """
+
+    included: bool
+    description: str
+    method: str | None = None
+    window: tuple[float, float] | None = None
+    window_events: float | None = None
+    stat_events: float | None = None
+
+    @property
+    def ratio_to_stat(self) -> float | None:
+        """``window_events / stat_events`` (None without both)."""
+        if self.window_events is None or not self.stat_events:
+            return None
+        return float(self.window_events / self.stat_events)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"included": self.included, "description": self.description}
+        if self.method is not None:
+            out["method"] = self.method
+        if self.window is not None:
+            out.update(
+                window=list(self.window),
+                window_events=self.window_events,
+                stat_events=self.stat_events,
+                ratio_to_stat=self.ratio_to_stat,
+            )
+        return to_jsonable(out)
+
+
+@dataclass(frozen=True)
+class RefitOutcome:
+    """The guarded refit of a region: both scans, the decision and which one is quoted.
+
+    Attributes:
+        decision: the :func:`~adcoffea.fits.refit.guarded_refit` decision (checks, reason).
+        fit: the fit with the bump window excluded.
+        original: the scan against the fit over all bins (the first scan).
+        refit: the scan against the window-excluded fit.
+        quoted: ``"refit"`` (accepted) or the more conservative of the two scans (the one
+            with the larger global p) when the refit is refused.
+        uncertainty: the fit-function uncertainty of the window-excluded fit.
+    """
+
+    decision: RefitDecision
+    fit: RegionFit
+    original: BumpHunterResult
+    refit: BumpHunterResult
+    quoted: str
+    uncertainty: FitFunctionUncertainty | None = None
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """The excluded bump window (GeV)."""
+        return self.decision.window
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window": list(self.window),
+            "decision": self.decision.to_dict(),
+            "quoted": self.quoted,
+            "fit": self.fit.to_dict(),
+            "original_bumphunter": self.original.to_dict(),
+            "refit_bumphunter": self.refit.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
 class RegionResult:
-    """Fit and BumpHunter scan of one score region.
+    """Fit and BumpHunter scan of one score region, with the fit diagnostics.
 
     Attributes:
         events: data events in the region.
-        fit: the background fit (1D regions of a config with ``fit``).
+        fit: the region's background fit (1D regions of a config with ``fit``): the one over
+            all bins, or the window-excluded refit when the guarded refit accepted it.
         background_method: the background the scan compared with (``"fit"``, ...).
-        bumphunter: the scan (with ``bumphunt``).
-        bumphunter_before_refit: the first scan, when a significant bump led to a refit
-            that excludes it.
-        refit_excluding: the window that refit excluded.
+        bumphunter: the quoted scan (with ``bumphunt``).
+        refit: the guarded refit, when a significant bump led to a refit that excludes it
+            (both scans, the decision and its reason).
+        fit_function_uncertainty: the fit-function uncertainty of :attr:`fit`.
+        bumphunter_uncertainty: the fit-function uncertainty the quoted scan includes.
         note: why the region has no fit or scan (e.g. it is empty), if so.
     """
 
@@ -234,9 +329,44 @@ class RegionResult:
     fit: RegionFit | None = None
     background_method: str | None = None
     bumphunter: BumpHunterResult | None = None
-    bumphunter_before_refit: BumpHunterResult | None = None
-    refit_excluding: tuple[float, float] | None = None
+    refit: RefitOutcome | None = None
+    fit_function_uncertainty: FitFunctionUncertainty | None = None
+    bumphunter_uncertainty: FitUncertaintyStatement | None = None
     note: str | None = None
+
+    @property
+    def background_model_adequate(self) -> bool | None:
+        """Whether the region's background fit describes its data (None: no fit).
+
+        False when the chosen fit's chi2 p-value is below its ``min_pvalue`` (0.01): a
+        BumpHunter result against that fit is then not quoted as a discovery.
+        """
+        return None if self.fit is None else self.fit.adequate
+
+    @property
+    def bumphunter_quoted(self) -> bool:
+        """Whether the scan may be quoted as evidence.
+
+        Not when it compared the data with a background fit that does not describe them. A
+        scan against a data-driven background (inclusive x efficiency) does not use the fit,
+        so an inadequate fit does not invalidate it (in a region rich in signal, the fit is
+        inadequate because of the signal); the flag is still reported.
+        """
+        if self.bumphunter is None:
+            return False
+        return self.background_method != "fit" or self.background_model_adequate is not False
+
+    @property
+    def not_quoted_reason(self) -> str | None:
+        """Why the scan is not quoted as a discovery, if it is not."""
+        if self.bumphunter is None or self.fit is None or self.bumphunter_quoted:
+            return None
+        best = self.fit.best
+        return (
+            f"background model inadequate: the {best.n_params}-parameter {best.function} fit "
+            f"has chi2 p = {best.pvalue:.3g} < {best.min_pvalue:g}; the BumpHunter result of "
+            "this region is not quoted as a discovery"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"events": self.events}
@@ -244,14 +374,22 @@ class RegionResult:
             out["note"] = self.note
         if self.fit is not None:
             out["fit"] = self.fit.to_dict()
+            out["background_model_adequate"] = self.background_model_adequate
+        if self.fit_function_uncertainty is not None:
+            out["fit_function_uncertainty"] = self.fit_function_uncertainty.to_dict()
         if self.background_method is not None:
             out["background_method"] = self.background_method
-        if self.bumphunter_before_refit is not None:
-            out["bumphunter_before_refit"] = self.bumphunter_before_refit.to_dict()
-        if self.refit_excluding is not None:
-            out["refit_excluding"] = list(self.refit_excluding)
+        if self.refit is not None:
+            out["refit"] = self.refit.to_dict()
         if self.bumphunter is not None:
             out["bumphunter"] = self.bumphunter.to_dict()
+            if self.bumphunter_uncertainty is not None:
+                out["bumphunter"]["fit_function_uncertainty"] = (
+                    self.bumphunter_uncertainty.to_dict()
+                )
+            out["bumphunter_quoted"] = self.bumphunter_quoted
+            if not self.bumphunter_quoted:
+                out["not_quoted_reason"] = self.not_quoted_reason
         return out
 
 
@@ -265,6 +403,8 @@ class TemplateLimit:
         error: the failure's message (None if it succeeded).
         signal_efficiency: fraction of the template's inclusive events in the limit region.
         reference_events: selected signal events (before the cut) that mu = 1 stands for.
+        fit_function_nuisance: whether its workspace has the ``fit_function`` nuisance
+            parameter (None: not recorded).
     """
 
     workspace: Path
@@ -272,12 +412,19 @@ class TemplateLimit:
     error: str | None = None
     signal_efficiency: float | None = None
     reference_events: float | None = None
+    fit_function_nuisance: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        extra = (
+            {}
+            if self.fit_function_nuisance is None
+            else {"fit_function_nuisance": self.fit_function_nuisance}
+        )
         if self.limit is None:
-            return {"error": self.error, "workspace": str(self.workspace)}
+            return {"error": self.error, "workspace": str(self.workspace), **extra}
         ref = float(self.reference_events or 0.0)
         return {
+            **extra,
             **self.limit.to_dict(),
             "signal_efficiency": self.signal_efficiency,
             "reference_events": self.reference_events,
@@ -332,6 +479,7 @@ class LimitsResult:
         background: how the background was estimated, in words.
         templates: signal template dataset -> its limit.
         mass_scan: the Gaussian-signal scan (None unless ``limits.masses``).
+        fit_function_uncertainty: the fit-function uncertainty every workspace includes.
     """
 
     region: str
@@ -339,6 +487,7 @@ class LimitsResult:
     background: str
     templates: Mapping[str, TemplateLimit] = field(default_factory=dict)
     mass_scan: tuple[MassPoint, ...] | None = None
+    fit_function_uncertainty: FitUncertaintyStatement | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -347,6 +496,8 @@ class LimitsResult:
             "templates": {s: t.to_dict() for s, t in self.templates.items()},
             "background": self.background,
         }
+        if self.fit_function_uncertainty is not None:
+            out["fit_function_uncertainty"] = self.fit_function_uncertainty.to_dict()
         if self.mass_scan is not None:
             out["mass_scan"] = [p.to_dict() for p in self.mass_scan]
         return out

@@ -2,13 +2,34 @@
 
 For each score region the 'data' spectrum (the sum of the data datasets) is
 
-* fitted with the configured function family, the order chosen by a Wilks test (1D);
-* scanned by BumpHunter against the fitted background (1D) or against the data-driven
-  estimate "inclusive data x anomaly-cut efficiency" (2D, and 1D on request), with the
-  global significance from background-only pseudo-experiments (look-elsewhere effect);
+* fitted with the configured function family, the order chosen by a Wilks test (1D); the
+  chosen fit's chi2 p-value, the order-test table and the per-bin pulls are kept, and a fit
+  with p < ``fit.min_pvalue`` (0.01) flags the region ``background_model_adequate=False``:
+  a BumpHunter result against that fit is then not quoted as a discovery (a scan against
+  the data-driven background below does not use the fit and stays quoted);
+* given a **fit-function uncertainty** (:func:`adcoffea.fits.uncertainty.fit_function_uncertainty`):
+  the envelope, per bin, of the other function families (``dijet``, ``expo``, ``power``
+  less the nominal one, each at its Wilks-chosen order) and of the nominal family one order
+  up, all fitted to the same data and bins, alternatives that do not describe the data
+  left out. It is data-driven, so every fitted region has one. With
+  ``fit.uncertainty_template`` (a high-statistics background dataset) the spurious signal
+  fitted on that template is added, the larger of the two per bin;
+* scanned by BumpHunter against the fitted background, with the fit-function uncertainty as
+  background uncertainty (summed linearly within a window, a Gamma prior on the background),
+  or against the data-driven estimate "inclusive data x anomaly-cut efficiency" (2D, and 1D
+  on request; statistical uncertainty only, no fit function enters), with the global
+  significance from background-only pseudo-experiments (look-elsewhere effect);
+* when the scan finds a bump with global p < ``bumphunt.refit_global_p``, refitted with the
+  bump window excluded and scanned again; :func:`adcoffea.fits.refit.guarded_refit` accepts
+  the refit only if it still describes the data outside the window and agrees in the window
+  with an alternative function within the fit-function uncertainty. Otherwise the more
+  conservative scan (larger global p) is quoted; both scans and the reason are kept;
 
 and CLs upper limits are set in the limit region (by default the last, most selective one)
-on the signal templates (``datasets.signal``) and on Gaussian signals versus mass.
+on the signal templates (``datasets.signal``) and on Gaussian signals versus mass, with the
+fit-function uncertainty as a ``histosys`` nuisance parameter ``fit_function`` in every
+workspace of a fitted background. Each scan and limit states the fit-function uncertainty it
+includes (:class:`adcoffea.results.FitUncertaintyStatement`).
 """
 
 from __future__ import annotations
@@ -23,8 +44,10 @@ from adcoffea.config import AnalysisConfig
 from adcoffea.errors import ConfigError, LimitError
 from adcoffea.models.methods import WEAKLY_SUPERVISED_METHODS
 from adcoffea.results import (
+    FitUncertaintyStatement,
     LimitsResult,
     MassPoint,
+    RefitOutcome,
     RegionFit,
     RegionResult,
     StatisticsResult,
@@ -103,7 +126,16 @@ def run_statistics(
             limits = LimitsResult(region=region, cl=cfg.limits.cl, background=EMPTY_REGION)
         else:
             fit = results[region].fit
-            limits = _limits(cfg, h, data_names, region, out_dir, None if fit is None else fit.best)
+            unc = results[region].fit_function_uncertainty
+            limits = _limits(
+                cfg,
+                h,
+                data_names,
+                region,
+                out_dir,
+                None if fit is None else fit.best,
+                unc if cfg.fit is not None and cfg.fit.function_uncertainty else None,
+            )
     return StatisticsResult(regions=results, limits=limits)
 
 
@@ -116,30 +148,33 @@ def _one_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
     obs = data.axes[0].name
     events = float(counts.sum())
     fit = None
+    unc = None
     background = None
     scan_range = None
     exclude = _a_priori_exclusion(cfg, region)
     if cfg.fit is not None:
         fit = _fit_region(cfg, data, region, plots, exclude=exclude)
+        unc = _fit_uncertainty(cfg, h, data, region, fit.best, exclude=exclude)
         background, scan_range = _fit_background_array(fit.best, edges, counts)
     bh = cfg.bumphunt
     if bh is None:
-        return RegionResult(events=events, fit=fit)
-    unc = None
+        return RegionResult(events=events, fit=fit, fit_function_uncertainty=unc)
+    stat_unc = None
     inclusive = region == cfg.regions[0].name
     reg_cfg = next(r for r in cfg.regions if r.name == region)
     method = reg_cfg.background or bh.background
     if (method == "efficiency" and not inclusive) or background is None:
         incl = _values(summed(h, data_names, cfg.regions[0].name))
-        background, unc = efficiency_background(incl, counts)
+        background, stat_unc = efficiency_background(incl, counts)
         background_method = "inclusive x efficiency"
     else:
         background_method = "fit"
     if bh.scan_range is not None:
         scan_range = bh.scan_range
-    result = _scan(bh, counts, background, edges, scan_range, unc)
-    first, window = None, None
-    refit = (
+    scan_unc = unc if background_method == "fit" and cfg.fit.function_uncertainty else None
+    result = _scan(bh, counts, background, edges, scan_range, stat_unc, scan_unc)
+    refit = None
+    tried = (
         cfg.fit is not None
         and background_method == "fit"
         and bh.refit_global_p is not None
@@ -147,24 +182,174 @@ def _one_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
         and result.bump_lo is not None
         and result.global_p < bh.refit_global_p
     )
-    if refit:
-        # ATLAS dijet procedure: a significant bump may have pulled the fit; refit with
-        # its window excluded and scan again (the first scan is kept in the results)
-        window = (float(result.bump_lo[0]), float(result.bump_hi[0]))
-        first = result
-        fit = _fit_region(cfg, data, region, plots, exclude=window)
-        background, scan_range = _fit_background_array(fit.best, edges, counts)
-        if bh.scan_range is not None:
-            scan_range = bh.scan_range
-        result = _scan(bh, counts, background, edges, scan_range, unc)
+    if tried:
+        refit = _guarded_refit(cfg, h, data, region, plots, fit, unc, result, scan_range)
+        if refit.quoted == "refit":
+            result = refit.refit
+            scan_unc = refit.uncertainty if cfg.fit.function_uncertainty else None
+            background, _ = _fit_background_array(refit.fit.best, edges, counts)
+        if refit.decision.accepted:
+            # the refit replaces the fit: its diagnostics and its uncertainty
+            fit, unc = refit.fit, refit.uncertainty
     _bh_plots(result, counts, background, edges, plots, region, LABELS.get(obs, obs))
+    if background_method == "fit":
+        statement = _scan_statement(cfg, scan_unc, result, unc)
+    else:
+        statement = FitUncertaintyStatement(
+            included=False,
+            description="none: the scan's background is data-driven (inclusive x cut "
+            "efficiency, with its statistical uncertainty), no fit function enters",
+        )
     return RegionResult(
         events=events,
         fit=fit,
         background_method=background_method,
         bumphunter=result,
-        bumphunter_before_refit=first,
-        refit_excluding=window,
+        refit=refit,
+        fit_function_uncertainty=unc,
+        bumphunter_uncertainty=statement,
+    )
+
+
+def _fit_uncertainty(cfg, h, data, region, best, *, exclude):
+    """The fit-function uncertainty of ``best`` (None if it cannot be computed).
+
+    The envelope over the other function families (and the nominal one order up) fitted to
+    the same bins; with ``fit.uncertainty_template``, also the spurious signal on that
+    dataset's histogram of the region, the larger of the two per bin.
+    """
+    from adcoffea.errors import AdcoffeaError
+    from adcoffea.fits.functions import FAMILIES
+    from adcoffea.fits.uncertainty import fit_function_uncertainty
+
+    template = None
+    name = cfg.fit.uncertainty_template
+    if name is not None:
+        if name not in h.axes["dataset"]:
+            raise ConfigError(f"fit.uncertainty_template {name!r} is not a processed dataset")
+        template = h[{"dataset": name, "region": region}]
+    edges = data.axes[0].edges
+    try:
+        return fit_function_uncertainty(
+            data,
+            function=best.function,
+            n_params=best.n_params,
+            sqrt_s=cfg.fit.sqrt_s,
+            fit_range=cfg.fit.range or (float(edges[0]), float(edges[-1])),
+            exclude=exclude,
+            alternatives=tuple(f for f in FAMILIES if f != best.function),
+            alpha=cfg.fit.alpha,
+            min_pvalue=cfg.fit.min_pvalue,
+            nominal=best,
+            template=template,
+        )
+    except AdcoffeaError as err:
+        log.warning("no fit-function uncertainty in region %s: %s", region, err)
+        return None
+
+
+def _alternative_refit(cfg, data, unc, window):
+    """The first adequate alternative family of ``unc``, refitted with ``window`` excluded."""
+    from adcoffea.errors import AdcoffeaError
+    from adcoffea.fits.background import fit_background
+
+    if unc is None:
+        return None
+    edges = data.axes[0].edges
+    for row in unc.alternatives:
+        if not row.get("used") or row["function"] == unc.function:
+            continue
+        try:
+            return fit_background(
+                data,
+                function=row["function"],
+                n_params=int(row["n_params"]),
+                sqrt_s=cfg.fit.sqrt_s,
+                fit_range=cfg.fit.range or (float(edges[0]), float(edges[-1])),
+                exclude=window,
+                min_pvalue=cfg.fit.min_pvalue,
+            )
+        except AdcoffeaError as err:
+            log.warning("alternative %s refit failed: %s", row["function"], err)
+    return None
+
+
+def _guarded_refit(cfg, h, data, region, plots, fit, unc, first, scan_range) -> RefitOutcome:
+    """Refit without the bump, scan again, and let :func:`guarded_refit` decide.
+
+    A significant bump may have pulled the fit (the ATLAS dijet procedure refits with its
+    window excluded); the refit is accepted only if it still describes the data outside the
+    window and agrees there with an alternative function within the fit-function
+    uncertainty. Otherwise the more conservative scan (larger global p) is quoted.
+    """
+    from adcoffea.fits.refit import guarded_refit
+
+    bh = cfg.bumphunt
+    edges = data.axes[0].edges
+    counts = _values(data)
+    window = (float(first.bump_lo[0]), float(first.bump_hi[0]))
+    refit_fit = _fit_region(cfg, data, region, plots, exclude=window, suffix="_refit")
+    alternative = _alternative_refit(cfg, data, unc, window)
+    decision = guarded_refit(
+        fit.best,
+        refit_fit.best,
+        window=window,
+        alternative=alternative,
+        uncertainty=0.0 if unc is None else unc,
+        min_pvalue=cfg.fit.min_pvalue,
+    )
+    refit_unc = _fit_uncertainty(cfg, h, data, region, refit_fit.best, exclude=window)
+    background, _ = _fit_background_array(refit_fit.best, edges, counts)
+    scan_unc = refit_unc if cfg.fit.function_uncertainty else None
+    second = _scan(bh, counts, background, edges, scan_range, None, scan_unc)
+    if decision.accepted:
+        quoted = "refit"
+    else:
+        quoted = "original" if first.global_p >= second.global_p else "refit"
+    log.info("region %s: refit excluding %s %s (%s)", region, window, quoted, decision.reason)
+    return RefitOutcome(
+        decision=decision,
+        fit=refit_fit,
+        original=first,
+        refit=second,
+        quoted=quoted,
+        uncertainty=refit_unc,
+    )
+
+
+def _scan_statement(cfg, scan_unc, result, unc) -> FitUncertaintyStatement:
+    """The fit-function uncertainty a fit-background scan includes, at its bump."""
+    if scan_unc is None:
+        why = (
+            "switched off (fit.function_uncertainty: false)"
+            if unc is not None
+            else "could not be computed (see the log)"
+        )
+        return FitUncertaintyStatement(
+            included=False, description=f"none: the fit-function uncertainty was {why}"
+        )
+    used = [f"{r['function']} ({r['n_params']} par)" for r in scan_unc.alternatives if r["used"]]
+    desc = (
+        f"{scan_unc.method}: largest deviation of "
+        + (", ".join(used) if used else "no adequate alternative (zero envelope)")
+        + f" from the {scan_unc.n_params}-parameter {scan_unc.function} fit, per bin, summed "
+        "linearly within a window (Gamma prior on the background)"
+    )
+    window = events = stat = None
+    if result.bump_lo is not None and result.bkg_in_bump is not None:
+        window = (float(result.bump_lo[0]), float(result.bump_hi[0]))
+        try:
+            events = float(scan_unc.window(*window))
+        except ConfigError:  # the bump lies outside the fitted bins
+            events = 0.0
+        stat = float(np.sqrt(max(result.bkg_in_bump, 0.0)))
+    return FitUncertaintyStatement(
+        included=True,
+        description=desc,
+        method=scan_unc.method,
+        window=window,
+        window_events=events,
+        stat_events=stat,
     )
 
 
@@ -182,7 +367,7 @@ def _a_priori_exclusion(cfg, region: str) -> tuple[float, float] | None:
     return None
 
 
-def _fit_region(cfg, data, region, plots: Path, *, exclude) -> RegionFit:
+def _fit_region(cfg, data, region, plots: Path, *, exclude, suffix: str = "") -> RegionFit:
     from adcoffea.fits.background import Backend
     from adcoffea.fits.order import select_order
     from adcoffea.plots import save
@@ -201,6 +386,7 @@ def _fit_region(cfg, data, region, plots: Path, *, exclude) -> RegionFit:
         fit_range=fr,
         alpha=cfg.fit.alpha,
         exclude=exclude,
+        min_pvalue=cfg.fit.min_pvalue,
     )
     best = sel.best
     note = None
@@ -210,7 +396,7 @@ def _fit_region(cfg, data, region, plots: Path, *, exclude) -> RegionFit:
     if exclude is not None:
         title += f" (fit excludes {exclude[0]:.0f}-{exclude[1]:.0f})"
     fig = plot_fit(best, xlabel=LABELS.get(obs, obs), title=title)
-    save(fig, plots / f"fit_{region}.png", dpi=80)
+    save(fig, plots / f"fit_{region}{suffix}.png", dpi=80)
     return RegionFit(
         selection=sel,
         excluded_window=None if exclude is None else (float(exclude[0]), float(exclude[1])),
@@ -225,8 +411,14 @@ def _fit_background_array(best, edges, counts):
     return background, (float(best.edges[0]), float(best.edges[-1]))
 
 
-def _scan(bh, counts, background, edges, scan_range, unc):
+def _scan(bh, counts, background, edges, scan_range, unc, fit_unc=None):
+    """BumpHunter with the statistical (``unc``) or fit-function (``fit_unc``) uncertainty."""
     from adcoffea.fits.bumphunter import bumphunt
+
+    correlated = False
+    if fit_unc is not None:
+        # a fit-function shift moves the bins of a window together: summed linearly
+        unc, correlated = fit_unc.embed(np.asarray(edges, dtype=float)), True
 
     return bumphunt(
         counts,
@@ -241,6 +433,7 @@ def _scan(bh, counts, background, edges, scan_range, unc):
         n_toys=bh.n_toys,
         seed=bh.seed,
         bkg_uncertainty=unc,
+        bkg_correlated=correlated,
         keep_toy_t=True,
     )
 
@@ -284,13 +477,19 @@ def _two_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
         events=float(counts.sum()),
         background_method="inclusive x efficiency(m_X)",
         bumphunter=result,
+        bumphunter_uncertainty=FitUncertaintyStatement(
+            included=False,
+            description="none: the scan's background is data-driven (inclusive x cut "
+            "efficiency per m_X column, with its statistical uncertainty), no fit function "
+            "enters",
+        ),
     )
 
 
 # --------------------------------------------------------------------------------------
 # limits
 # --------------------------------------------------------------------------------------
-def _limits(cfg, h, data_names, region, out_dir: Path, fit) -> LimitsResult:
+def _limits(cfg, h, data_names, region, out_dir: Path, fit, unc=None) -> LimitsResult:
     from adcoffea.fits.workspace import build_workspace, upper_limit
     from adcoffea.outputs import write_json
 
@@ -313,6 +512,11 @@ def _limits(cfg, h, data_names, region, out_dir: Path, fit) -> LimitsResult:
         background_arg: Any = b_vec
         ws_kwargs: dict[str, Any] = {"bkg_stat_errors": np.maximum(u_vec, 1e-6)}
         background = "inclusive x efficiency, with its statistical uncertainty"
+        statement = FitUncertaintyStatement(
+            included=False,
+            description="none: the background is data-driven (inclusive x cut efficiency), "
+            "no fit function enters",
+        )
 
         def project(arr: np.ndarray) -> np.ndarray:
             return arr.ravel()[mask]
@@ -323,6 +527,16 @@ def _limits(cfg, h, data_names, region, out_dir: Path, fit) -> LimitsResult:
         background_arg = fit
         ws_kwargs = {}
         background = f"{fit.function} fit, {fit.n_params} parameters, eigen-variations as histosys"
+        if unc is not None:
+            ws_kwargs["fit_function_uncertainty"] = unc
+            background += ", fit-function uncertainty as histosys 'fit_function'"
+            statement = _limit_statement(unc)
+        else:
+            statement = FitUncertaintyStatement(
+                included=False,
+                description="none: the fit-function uncertainty was switched off or could "
+                "not be computed",
+            )
 
         def project(arr: np.ndarray) -> np.ndarray:
             return arr[sl]
@@ -343,13 +557,16 @@ def _limits(cfg, h, data_names, region, out_dir: Path, fit) -> LimitsResult:
             res = upper_limit(ws, cl=lim.cl, calctype=lim.calculator)
         except LimitError as err:
             log.warning("limit on %s in %s failed: %s", sig, region, err)
-            templates[sig] = TemplateLimit(workspace=ws_path, error=str(err))
+            templates[sig] = TemplateLimit(
+                workspace=ws_path, error=str(err), fit_function_nuisance=_has_fit_function(ws)
+            )
             continue
         templates[sig] = TemplateLimit(
             workspace=ws_path,
             limit=res,
             signal_efficiency=float(s_reg.sum() / s_incl),
             reference_events=lim.reference_events,
+            fit_function_nuisance=_has_fit_function(ws),
         )
 
     mass_scan = None
@@ -358,7 +575,38 @@ def _limits(cfg, h, data_names, region, out_dir: Path, fit) -> LimitsResult:
             cfg, data, d_vec, background_arg, ws_kwargs, project, out_dir, region
         )
     return LimitsResult(
-        region=region, cl=lim.cl, background=background, templates=templates, mass_scan=mass_scan
+        region=region,
+        cl=lim.cl,
+        background=background,
+        templates=templates,
+        mass_scan=mass_scan,
+        fit_function_uncertainty=statement,
+    )
+
+
+def _has_fit_function(ws: dict) -> bool:
+    """Whether a workspace carries the ``fit_function`` nuisance parameter."""
+    return any(
+        m["name"] == "fit_function"
+        for ch in ws["channels"]
+        for smp in ch["samples"]
+        for m in smp["modifiers"]
+    )
+
+
+def _limit_statement(unc) -> FitUncertaintyStatement:
+    used = [f"{r['function']} ({r['n_params']} par)" for r in unc.alternatives if r["used"]]
+    rel = unc.per_bin.sum() / max(float(unc.nominal.sum()), 1e-12)
+    return FitUncertaintyStatement(
+        included=True,
+        description=(
+            f"{unc.method}: one histosys nuisance parameter 'fit_function' (background +- the "
+            "largest deviation of "
+            + (", ".join(used) if used else "no adequate alternative (zero envelope)")
+            + f" from the {unc.n_params}-parameter {unc.function} fit) in every workspace; "
+            f"summed over the fitted bins it is {100 * rel:.2g} % of the background"
+        ),
+        method=unc.method,
     )
 
 

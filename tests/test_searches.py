@@ -8,7 +8,10 @@ training epochs and fewer pseudo-experiments (the physics choices stay as config
   region, per axis) with a local significance above 3 sigma; for the dijet hunt (no fixed anomaly region), the best
   window of the hunt contains the peak with local Z above 3;
 * on background only (the injected sample removed), no region shows a global significance
-  of 2 sigma or more, for the config's seed and for other generator seeds.
+  of 3 sigma or more, for the config's seed and for other generator seeds. (Not 2 sigma: a
+  calibrated test gives global Z > 2 in about 2 % of region-runs, so a bar at 2 fails by
+  chance on some seed; the uniformity of the global p belongs in
+  ``benchmarks/null_calibration.py``.)
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ QCD_EVENTS = 60_000
 EPOCHS = 8
 N_TOYS = 2000
 N_HUNT_TOYS = 300
+#: background only: the largest global Z a region (or the hunt) may show on any seed; a
+#: calibrated test exceeds 2 in ~2 % of region-runs, 3 in ~0.1 %
+MAX_NULL_Z = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +165,7 @@ def test_background_only_no_false_discovery(name, qcd_seed, tmp_path, sample_dir
         bh = r.get("bumphunter")
         if bh is None:
             continue
-        assert bh["global_z"] < 2.0, (name, qcd_seed, region, bh["local_z"], bh["global_z"])
+        assert bh["global_z"] < MAX_NULL_Z, (name, qcd_seed, region, bh["local_z"], bh["global_z"])
     hunt = res.results.get("hunt")
     if hunt is not None:
-        assert hunt["global"]["z"] < 2.0, (name, qcd_seed, hunt["best"])
+        assert hunt["global"]["z"] < MAX_NULL_Z, (name, qcd_seed, hunt["best"])

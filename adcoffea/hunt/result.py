@@ -27,7 +27,8 @@ class EfficiencyResult:
 
     Attributes:
         efficiency: target background efficiency (outside the SR, in the fit range).
-        threshold: the score threshold (an event passes when its score is above it).
+        threshold: the score threshold (an event passes when its score is above it; events
+            tied with it are split by a seeded random order, ``selection.untie``).
         n_selected: selected events in the fit range.
         estimate: background in the SR from the sideband fit (B, sigma_B, fit quality).
         local_z: one-sided local significance of the SR count over B +- sigma_B.

@@ -37,7 +37,7 @@ from adcoffea.hunt.estimate import MIN_EVENTS, estimate_background
 from adcoffea.hunt.lee import Permuter, ToySpec, run_toys, summarise_global
 from adcoffea.hunt.result import EfficiencyResult, HuntResult, WindowResult
 from adcoffea.hunt.selection import levels as score_levels
-from adcoffea.hunt.selection import selected_histograms, thresholds
+from adcoffea.hunt.selection import selected_histograms, thresholds, untie
 from adcoffea.hunt.significance import local_z
 from adcoffea.hunt.windows import Window, make_windows
 
@@ -178,8 +178,11 @@ def analyse_scores(
         if not np.isfinite(s_fit).all():
             raise ValueError(f"window {i}: every event of the fit range needs a score")
         in_sr = w.in_sr(m_fit)
-        thr = thresholds(s_fit, ~in_sr, effs)
-        lv[i] = score_levels(s_fit, thr)
+        # ranks with seeded tie-breaking: tied scores cannot empty a selection
+        r_fit = untie(s_fit, seed=config.seed + 7919 * w.index)
+        thr_rank = thresholds(r_fit, ~in_sr, effs)
+        lv[i] = score_levels(r_fit, thr_rank)
+        thr = np.sort(s_fit)[thr_rank.astype(np.int64)]  # the scores at the thresholds
         hists = selected_histograms(bin_index, lv[i], n_bins, len(effs))
         sr_bins = (fe[:-1] >= w.sr_lo) & (fe[1:] <= w.sr_hi)
         cells, toy_cells = [], []

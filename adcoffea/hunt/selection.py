@@ -10,6 +10,12 @@ The efficiencies are nested (10 % > 1 % > 0.2 %), so one integer per event, its 
 number of thresholds it passes), holds all the selections: an event is selected at the j-th
 efficiency (descending order) when ``level > j``.
 
+**Ties.** A classifier with a few distinct outputs (boosted trees on background-only data, or
+a constant score) puts many events on the same value; a threshold on such a value keeps far
+fewer events than its efficiency, or none. :func:`untie` replaces the scores by their ranks
+with ties broken by a seeded random key, so that every efficiency selects its share of
+events, deterministically for a given seed.
+
 Example:
     >>> import numpy as np
     >>> scores = np.linspace(0.0, 1.0, 1001)
@@ -57,6 +63,26 @@ def thresholds(
         raise ConfigError("hunt: no events outside the signal region in the fit range")
     # an observed score as threshold ('lower'): about eps (n - 1) reference events lie above it
     return np.quantile(ref, [1.0 - e for e in effs], method="lower")
+
+
+def untie(scores: np.ndarray, seed: int) -> np.ndarray:
+    """Ranks (0 .. n-1, float64) of ``scores``, ties broken by a random key drawn from ``seed``.
+
+    The order of distinct scores is kept; among equal scores the order is a seeded random
+    permutation drawn from ``seed`` (NaN scores rank last).
+
+    Example:
+        >>> float(untie(np.array([0.5, 0.5, 0.5, 0.1]), seed=0)[3])
+        0.0
+        >>> sorted(untie(np.zeros(4), seed=1).tolist())
+        [0.0, 1.0, 2.0, 3.0]
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    key = np.random.default_rng(seed).random(len(s))
+    order = np.lexsort((key, s))
+    ranks = np.empty(len(s), dtype=np.float64)
+    ranks[order] = np.arange(len(s), dtype=np.float64)
+    return ranks
 
 
 def levels(scores: np.ndarray, thresholds_: np.ndarray) -> np.ndarray:

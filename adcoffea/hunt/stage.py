@@ -103,27 +103,39 @@ def run_hunt_stage(
     return result
 
 
+def _num(v: Any, spec: str) -> str:
+    """``v`` formatted with ``spec``, or "–" where results.json holds null (NaN, inf, no fit)."""
+    return "–" if v is None else format(v, spec)
+
+
 def report_blocks(hunt: dict[str, Any]) -> list[tuple[str, Any]]:
-    """Report blocks (``adcoffea.report`` format) summarising a ``HuntResult.to_dict()``."""
+    """Report blocks (``adcoffea.report`` format) summarising a ``HuntResult.to_dict()``.
+
+    Every number may be null in results.json (an invalid fit, an infinite σ_B): it is then
+    written as "–".
+    """
     best = hunt["best"]
     g = hunt.get("global")
-    b = best["background"]
+    b = best.get("background")
     text = (
         f"Best window: SR [{best['signal_region'][0]:g}, {best['signal_region'][1]:g}] GeV at "
-        f"background efficiency {best['efficiency']:g}: N = {best['n_obs']:.0f}, "
-        + (f"B = {b:.1f} ± {best['sigma_background']:.1f}, " if b is not None else "no fit, ")
-        + f"local Z = {best['local_z']:.2f}."
-    )
+        f"background efficiency {best['efficiency']:g}: N = {_num(best.get('n_obs'), '.0f')}, "
+        + (f"B = {b:.1f} ± {_num(best.get('sigma_background'), '.1f')}, " if b is not None
+           else "no fit, ")
+        + f"local Z = {_num(best.get('local_z'), '.2f')}."
+    )  # fmt: skip
     if b is not None and not best.get("background_model_adequate", True):
         text += (
-            f" Background model inadequate there (sideband fit chi2 p = {best['fit_pvalue']:.2g}"
-            " < 0.01): the local Z of this window is not evidence of a signal."
+            f" Background model inadequate there (sideband fit chi2 p = "
+            f"{_num(best.get('fit_pvalue'), '.2g')} < 0.01): the local Z of this window is not "
+            "evidence of a signal."
         )
     if g is not None:
         text += (
             f" Global significance over all windows and efficiencies ({g['n_toys']} "
             f"pseudo-experiments, {g['method']}): p {'<' if g['p_is_bound'] else '='} "
-            f"{g['p']:.3g}, Z {'>' if g['p_is_bound'] else '='} {g['z']:.2f}."
+            f"{_num(g.get('p'), '.3g')}, Z {'>' if g['p_is_bound'] else '='} "
+            f"{_num(g.get('z'), '.2f')}."
         )
     effs = [e["efficiency"] for e in hunt["windows"][0]["efficiencies"]] if hunt["windows"] else []
     header = ["SR [GeV]", "AUC (SR vs SB)"] + [f"local Z @ {e:g}" for e in effs]
@@ -134,10 +146,10 @@ def report_blocks(hunt: dict[str, Any]) -> list[tuple[str, Any]]:
         last = w["efficiencies"][-1]
         bl = last["background"]
         rows.append(
-            [f"{sr[0]:g}-{sr[1]:g}", "–" if w["auc"] is None else f"{w['auc']:.3f}"]
-            + [f"{e['local_z']:.2f}" for e in w["efficiencies"]]
-            + ([f"{last['n_obs']:.0f} vs {bl:.1f} ± {last['sigma_background']:.1f}"]
-               if bl is not None else ["–"])
+            [f"{sr[0]:g}-{sr[1]:g}", _num(w.get("auc"), ".3f")]
+            + [_num(e.get("local_z"), ".2f") for e in w["efficiencies"]]
+            + ([f"{_num(last.get('n_obs'), '.0f')} vs {bl:.1f} ± "
+                f"{_num(last.get('sigma_background'), '.1f')}"] if bl is not None else ["–"])
             + ["/".join("yes" if e.get("background_model_adequate") else "NO"
                         for e in w["efficiencies"])]
         )  # fmt: skip

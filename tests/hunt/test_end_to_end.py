@@ -25,7 +25,7 @@ from adcoffea.pipeline import run
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "lhco_dijet.yaml"
 QCD_EVENTS = 100_000
 #: reduced scan (fewer windows to train) and pseudo-experiments
-SCAN = (3000.0, 5000.0)
+SCAN = (3200.0, 5000.0)
 N_TOYS = 300
 #: injected W' per selected QCD event in its SR at this size (the default run: ~0.6 %)
 S_OVER_B = 0.06

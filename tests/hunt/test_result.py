@@ -39,3 +39,21 @@ def test_figures(tmp_path):
         path = tmp_path / "f.png"
         fig.savefig(path)
         assert path.stat().st_size > 1000
+
+
+def test_report_blocks_write_nulls_as_dashes():
+    """NaN / inf numbers are null in results.json; the report must not fail on them."""
+    from adcoffea.hunt.stage import report_blocks
+
+    d = example_dict()
+    d["best"].update(sigma_background=None, fit_pvalue=None, background_model_adequate=False)
+    d["global"].update(z=None)
+    d["windows"][0]["auc"] = None
+    d["windows"][0]["efficiencies"][0].update(sigma_background=None, local_z=None)
+    blocks = report_blocks(d)
+    text = blocks[1][1]
+    assert "B = 12.0 ± –" in text and "chi2 p = –" in text and "Z = –" in text
+    _, rows = dict(blocks)["table"]
+    assert rows[0][1] == "–" and rows[0][2] == "–" and rows[0][3] == "18 vs 12.0 ± –"
+    # the untouched example formats every number
+    assert "–" not in report_blocks(example_dict())[1][1]

@@ -90,6 +90,7 @@ cached_sample(Path('$DATA'), events=$EVENTS, files=$FILES, workers=$GEN_WORKERS)
 
 # ---- scaling: light workload on all events
 B=$(budget 100 330)
+[ "$B" -lt 10 ] && B=10  # (0 would mean "no limit" to scaling.py)
 {
   stamp "scaling, light workload, $EVENTS events, workers $WORKERS (budget $B s)"
   python3 benchmarks/scaling.py --events "$EVENTS" --files "$FILES" --data "$DATA" \

@@ -13,8 +13,20 @@ Usage::
 
     PYTHONPATH=. python benchmarks/scaling.py [--events 1000000] [--files 10] [--chunksize 100000]
                                  [--data data/synthetic/bench_1M] [--scan 50000,200000]
+                                 [--executors iterative,futures,dask] [--workers 1,2]
+                                 [--time-limit SECONDS] [--json PATH]
 
-The events are generated once into ``--data`` (seeded, with a manifest) and reused.
+The events are generated once into ``--data`` (seeded, with a manifest; ``--gen-workers``
+processes) and reused. On a many-core machine (issue 15)::
+
+    PYTHONPATH=. python benchmarks/scaling.py --events 4000000 --files 32 --executors dask \
+        --workers 1,2,4,8,16 --data data/synthetic/bench_4M --time-limit 300
+
+prints events/s, the speed-up against 1 worker and each configuration's largest worker peak
+RSS (``ru_maxrss``, over the cluster's life). With ``--time-limit`` a configuration whose
+estimated time (the previous one's, scaled by the worker counts) would overrun is skipped and
+listed as such. Files are split into chunks of equal size (at most ``--chunksize``): 32 files
+of 125k events give 64 chunks, 4 per worker at 16 workers.
 """
 
 from __future__ import annotations
@@ -33,7 +45,9 @@ from adcoffea.execution import DaskSettings, dask_client, run_processor
 from adcoffea.processors import DijetProcessor
 
 
-def cached_sample(directory: Path, *, events: int, files: int, seed: int = 2024) -> list[str]:
+def cached_sample(
+    directory: Path, *, events: int, files: int, seed: int = 2024, workers: int = 1
+) -> list[str]:
     """The benchmark's QCD files, generated on the first call only."""
     from adcoffea.synthetic import generate
 
@@ -44,12 +58,18 @@ def cached_sample(directory: Path, *, events: int, files: int, seed: int = 2024)
         if cached.get("spec") == spec and all(Path(f).exists() for f in cached["files"]):
             return cached["files"]
     t0 = time.perf_counter()
-    gen = generate("qcd", n_events=events, seed=seed, out_dir=directory, n_files=files)
+    gen = generate(
+        "qcd", n_events=events, seed=seed, out_dir=directory, n_files=files, workers=workers
+    )
     paths = [str(Path(f).resolve()) for f in gen.files]
     from adcoffea.outputs import write_json
 
     write_json(manifest, {"spec": spec, "files": paths})
-    print(f"generated {events} events in {time.perf_counter() - t0:.0f} s into {directory}")
+    print(
+        f"generated {events} events in {files} files with {workers} process(es) in "
+        f"{time.perf_counter() - t0:.0f} s into {directory}",
+        flush=True,
+    )
     return paths
 
 
@@ -107,6 +127,35 @@ def timed(fileset, *, workload: str, executor: str, chunksize: int, **kw):
     return res, time.perf_counter() - t0
 
 
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB (VmHWM; ``ru_maxrss`` would include the
+    peak of the parent before ``exec``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class Row:
+    executor: str
+    workers: int
+    chunksize: int
+    wall: float | None  # None: skipped
+    startup: float = 0.0
+    peak_mb: float = 0.0  # largest worker peak RSS (dask) / 0 when not measured
+    note: str = ""
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -120,48 +169,182 @@ def main() -> None:
         default="constituents",
         help="light: FatJet columns only; constituents: + per-jet particles (default)",
     )
+    ap.add_argument(
+        "--executors",
+        default="iterative,futures,dask",
+        help="comma list of iterative, futures, dask (futures runs at worker counts >= 2)",
+    )
+    ap.add_argument("--workers", default="1,2", help="worker counts, e.g. 1,2,4,8,16")
+    ap.add_argument(
+        "--gen-workers",
+        type=int,
+        default=min(os.cpu_count() or 1, 16),
+        help="processes generating the sample when it is not cached",
+    )
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=0.0,
+        help="seconds (from start, generation included) after which no further "
+        "configuration is started; one is also skipped when its estimated time (from the "
+        "previous one, assuming linear scaling) would overrun. 0: no limit",
+    )
+    ap.add_argument(
+        "--use-files",
+        type=int,
+        default=0,
+        help="process only the first N files of the (cached) sample (0: all)",
+    )
+    ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     args = ap.parse_args()
+    t_start = time.perf_counter()
+    executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    unknown = set(executors) - {"iterative", "futures", "dask"}
+    if unknown:
+        ap.error(f"--executors: unknown {sorted(unknown)}")
+    worker_counts = _ints(args.workers)
 
-    files = cached_sample(args.data, events=args.events, files=args.files)
+    files = cached_sample(args.data, events=args.events, files=args.files, workers=args.gen_workers)
+    n = args.events
+    if 0 < args.use_files < len(files):
+        # the generator's split of the events over the files
+        n = int(np.linspace(0, args.events, args.files + 1).astype(np.int64)[args.use_files])
+        files = files[: args.use_files]
     fileset = {"qcd": files}
     cs = args.chunksize
-    rows: list[tuple[str, int, float, float]] = []  # name, chunksize, wall, extra
+    rows: list[Row] = []
+    ref_hists: dict | None = None
+    ref_name = ""
+    last: tuple[float, int] | None = None  # (wall, workers) of the previous run
 
-    ref, t_ref = timed(fileset, workload=args.workload, executor="iterative", chunksize=cs)
-    n = ref.report.events_processed
-    assert n == ref.report.events_total == args.events, ref.report.to_dict()
-    rows.append(("iterative", cs, t_ref, 0.0))
+    def left() -> float:
+        return args.time_limit - (time.perf_counter() - t_start) if args.time_limit else 1e30
 
-    fut, t_fut = timed(fileset, workload=args.workload, executor="futures", chunksize=cs, workers=2)
-    assert fut.report.events_processed == n and same_hists(fut.output["hists"], ref.output["hists"])
-    rows.append(("futures, 2 processes", cs, t_fut, 0.0))
+    def fits(workers: int, extra: float = 0.0) -> bool:
+        if left() <= 0:
+            return False
+        if last is None:
+            return True
+        estimate = last[0] * last[1] / max(workers, 1) + extra
+        return estimate < left()
 
-    for n_workers in (1, 2):
-        t0 = time.perf_counter()
-        # the same LocalCluster as ``adcoffea run --executor dask --workers N``
-        settings = DaskSettings(workers=n_workers, dashboard=False)
-        with dask_client(settings) as client, settings._cluster:
-            # workers import the analysis code once, as on a long-lived facility cluster
-            client.run(__import__, "adcoffea.processors")
-            startup = time.perf_counter() - t0
-            sizes = [cs] + ([int(s) for s in args.scan.split(",") if s] if n_workers == 2 else [])
-            for size in sizes:
-                res, t = timed(
-                    fileset, workload=args.workload, executor="dask", chunksize=size, client=client
-                )
-                assert res.report.events_processed == n
-                assert same_hists(res.output["hists"], ref.output["hists"])
-                rows.append((f"dask, {n_workers} worker(s)", size, t, startup))
+    def check(res, name: str) -> None:
+        nonlocal ref_hists, ref_name
+        assert res.report.events_processed == res.report.events_total == n, res.report.to_dict()
+        hists = res.output["hists"]
+        if ref_hists is None:
+            ref_hists, ref_name = hists, name
+        else:
+            assert same_hists(hists, ref_hists), f"{name}: histograms differ from {ref_name}"
+
+    def show(row: Row) -> None:
+        what = "skipped (time limit)" if row.wall is None else f"{row.wall:.1f} s"
+        print(
+            f"  {row.executor} {row.workers} worker(s), chunk {row.chunksize}: {what}", flush=True
+        )
+
+    if "iterative" in executors:
+        if fits(1):
+            res, t = timed(fileset, workload=args.workload, executor="iterative", chunksize=cs)
+            check(res, "iterative")
+            rows.append(Row("iterative", 1, cs, t, peak_mb=_peak_rss_mb()))
+            last = (t, 1)
+        else:
+            rows.append(Row("iterative", 1, cs, None))
+        show(rows[-1])
+
+    if "futures" in executors:
+        for w in [w for w in worker_counts if w >= 2]:
+            if not fits(w):
+                rows.append(Row("futures", w, cs, None))
+                show(rows[-1])
+                continue
+            res, t = timed(
+                fileset, workload=args.workload, executor="futures", chunksize=cs, workers=w
+            )
+            check(res, f"futures {w}")
+            rows.append(Row("futures", w, cs, t))
+            last = (t, w)
+            show(rows[-1])
+
+    if "dask" in executors:
+        for w in worker_counts:
+            sizes = [cs] + ([int(s) for s in args.scan.split(",") if s] if w == 2 else [])
+            if not fits(w, extra=5.0):
+                rows.extend(Row("dask", w, size, None) for size in sizes)
+                show(rows[-1])
+                continue
+            t0 = time.perf_counter()
+            # the same LocalCluster as ``adcoffea run --executor dask --workers N``
+            settings = DaskSettings(workers=w, dashboard=False)
+            with dask_client(settings) as client, settings._cluster:
+                # workers import the analysis code once, as on a long-lived facility cluster
+                client.run(__import__, "adcoffea.processors")
+                startup = time.perf_counter() - t0
+                for size in sizes:
+                    if not fits(w):
+                        rows.append(Row("dask", w, size, None))
+                        show(rows[-1])
+                        continue
+                    res, t = timed(
+                        fileset,
+                        workload=args.workload,
+                        executor="dask",
+                        chunksize=size,
+                        client=client,
+                    )
+                    check(res, f"dask {w}")
+                    peak = max(client.run(_peak_rss_mb).values())
+                    rows.append(Row("dask", w, size, t, startup, peak))
+                    last = (t, w)
+                    show(rows[-1])
 
     print(
         f"\n{n} events in {len(files)} files, workload {args.workload!r}; "
         f"chunk size {cs} unless stated; {os.cpu_count()} CPU cores"
     )
-    print(f"{'executor':<24}{'chunksize':>10}{'wall [s]':>10}{'events/s':>12}{'vs iterative':>14}")
-    for name, size, wall, extra in rows:
-        note = f"  (+{extra:.1f} s cluster start)" if extra else ""
-        print(f"{name:<24}{size:>10}{wall:>10.1f}{n / wall:>12.0f}{t_ref / wall:>13.2f}x{note}")
-    print("histograms identical to the iterative executor's (rtol 1e-12): yes")
+    done = [r for r in rows if r.wall is not None]
+    t_ref = next((r.wall for r in done if r.executor == "iterative"), None)
+    ref_label = "vs iterative" if t_ref else "vs 1st run"
+    t_ref = t_ref or (done[0].wall if done else None)
+    one = {
+        ex: next((r.wall for r in done if r.executor == ex and r.workers == 1), None)
+        for ex in ("futures", "dask")
+    }
+    print(
+        f"{'executor':<10}{'workers':>8}{'chunksize':>10}{'wall [s]':>10}{'events/s':>12}"
+        f"{ref_label:>14}{'vs 1 worker':>13}{'peak RSS/worker':>17}"
+    )
+    for r in rows:
+        head = f"{r.executor:<10}{r.workers:>8}{r.chunksize:>10}"
+        if r.wall is None:
+            print(f"{head}  skipped (time limit)")
+            continue
+        base = one.get(r.executor)
+        speed = f"{base / r.wall:>12.2f}x" if base and r.chunksize == cs else f"{'-':>13}"
+        peak = f"{r.peak_mb:>13.0f} MB" if r.peak_mb else f"{'-':>16}"
+        note = f"  (+{r.startup:.1f} s cluster start)" if r.startup else ""
+        print(
+            f"{head}{r.wall:>10.1f}{n / r.wall:>12.0f}{t_ref / r.wall:>13.2f}x{speed}{peak}{note}"
+        )
+    if len(done) > 1:
+        print(f"histograms identical to the {ref_name} run's (rtol 1e-12): yes")
+    print(f"total time {time.perf_counter() - t_start:.0f} s")
+    if args.json:
+        from dataclasses import asdict
+
+        from adcoffea.outputs import write_json
+
+        write_json(
+            args.json,
+            {
+                "events": n,
+                "files": len(files),
+                "workload": args.workload,
+                "cpu_count": os.cpu_count(),
+                "rows": [asdict(r) for r in rows],
+            },
+        )
 
 
 if __name__ == "__main__":

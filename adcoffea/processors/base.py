@@ -34,7 +34,7 @@ from coffea.nanoevents import NanoAODSchema
 from adcoffea.config import AxisConfig, HistogramsConfig, RegionConfig, SelectionConfig
 from adcoffea.errors import InputFileError, ModelBundleError
 from adcoffea.execution.preflight import BASE_BRANCHES, JET_FIELDS, BranchChoice, Requirement
-from adcoffea.features import HIGH_LEVEL_FEATURES, ModelInputs, high_level_features, two_columns
+from adcoffea.features import HIGH_LEVEL_FEATURES, ModelInputs, high_level_features
 from adcoffea.processors.selections import event_weights, select_dijets
 
 # Synthetic and skimmed files lack most cross-referenced collections; that is expected.
@@ -107,6 +107,11 @@ class SearchProcessor(processor.ProcessorABC):
         collect_columns: also return per-event feature tables (for training/evaluation).
         collect_constituents: include padded constituent arrays in those tables.
         max_particles: constituents kept per jet when they are needed.
+        score_threads: torch threads while a chunk is scored (0: leave torch's setting).
+            The parallelism of processing is one worker per core; torch's default of one
+            thread per core in every worker oversubscribes the machine and, with the small
+            batches of one chunk, made the CWoLa ensemble's scoring 8-13x slower than one
+            thread on 2 busy cores (``benchmarks/throughput.py --cwola``).
     """
 
     selection: SelectionConfig = field(default_factory=SelectionConfig)
@@ -116,6 +121,7 @@ class SearchProcessor(processor.ProcessorABC):
     collect_columns: bool = False
     collect_constituents: bool = False
     max_particles: int = 20
+    score_threads: int = 1
 
     #: name of the search's observable histogram(s); set by subclasses
     observable: ClassVar[str] = "mjj"
@@ -233,7 +239,7 @@ class SearchProcessor(processor.ProcessorABC):
             ][:, :2]
             constituents, mask = pad_constituents(parts, max_particles=self.max_particles)
             jets4 = np.stack(
-                [two_columns(sel.jets[f]).astype(np.float32) for f in ("pt", "eta", "phi", "mass")],
+                [sel.two(f).astype(np.float32) for f in ("pt", "eta", "phi", "mass")],
                 axis=-1,
             )
         event = (
@@ -244,6 +250,22 @@ class SearchProcessor(processor.ProcessorABC):
         return ModelInputs(
             high_level=feats, event=event, constituents=constituents, mask=mask, jets=jets4
         )
+
+    def _scores(self, models: dict[str, Any], inputs: ModelInputs) -> dict[str, np.ndarray]:
+        """Each model's scores of ``inputs``, with torch limited to ``score_threads``."""
+        if not models or not len(inputs):
+            return {label: np.zeros(0) for label in models}
+        import torch
+
+        before = torch.get_num_threads()
+        limit = self.score_threads > 0 and before != self.score_threads
+        if limit:
+            torch.set_num_threads(self.score_threads)
+        try:
+            return {label: m.score(inputs) for label, m in models.items()}
+        finally:
+            if limit:
+                torch.set_num_threads(before)
 
     def _region_masks(
         self, scores: dict[str, np.ndarray], models: dict[str, Any]
@@ -291,15 +313,13 @@ class SearchProcessor(processor.ProcessorABC):
         if n_bad:
             nonfinite[(dataset, str(filename), "kinematics")] = n_bad
         weights = weights_all[sel.mask]
-        feats = high_level_features(sel.jets)
+        feats = high_level_features(sel.jets, column=sel.two)
         selected = events[sel.mask]
         obs = self.observable_values(selected, sel.jets, feats)
         feats = {**feats, **self.extra_features(selected, sel.jets, feats, obs)}
         models = self._models()
         inputs = self._model_inputs(events, sel, feats, models)
-        scores = {
-            label: (m.score(inputs) if len(inputs) else np.zeros(0)) for label, m in models.items()
-        }
+        scores = self._scores(models, inputs)
         finite_scores = {label: np.isfinite(sc) for label, sc in scores.items()}
         for label, ok in finite_scores.items():
             if not ok.all():

@@ -11,7 +11,7 @@ no cutflow. The processor reports them per file (``run_report.nonfinite``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import awkward as ak
 import numpy as np
@@ -33,6 +33,34 @@ class DijetSelection:
     mask: np.ndarray
     jets: ak.Array
     cutflow: dict[str, tuple[int, float]]
+    #: index, in the flat jet columns, of the leading jet of each selected event
+    _first: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _all_jets: ak.Array | None = field(default=None, repr=False, compare=False)
+    _flat: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def two(self, name: str) -> np.ndarray:
+        """(n selected, 2) float64 array of jet field ``name`` of the two selected jets.
+
+        Equal to ``two_columns(self.jets[name])``, but read from the flat column of the
+        chunk's jets with numpy indexing (no awkward slicing of the jagged array).
+        """
+        if self._first is None or self._all_jets is None:
+            from adcoffea.features import two_columns
+
+            return two_columns(self.jets[name])
+        flat = self._flat.get(name)
+        if flat is None:
+            flat = _flat_column(self._all_jets, name)
+            self._flat[name] = flat
+        out = np.empty((len(self._first), 2), dtype=np.float64)
+        out[:, 0] = flat[self._first]
+        out[:, 1] = flat[self._first + 1]
+        return out
+
+
+def _flat_column(jets: ak.Array, name: str) -> np.ndarray:
+    """All jets' ``name`` values of the chunk, concatenated (numpy)."""
+    return ak.to_numpy(ak.flatten(jets[name], axis=1))
 
 
 def event_weights(events: ak.Array) -> np.ndarray:
@@ -62,14 +90,26 @@ def select_dijets(
     n = len(events)
 
     cuts: list[tuple[str, np.ndarray]] = []
-    has_two = ak.to_numpy(ak.num(jets, axis=1) >= 2)
+    # numpy on the flat jet columns: the two leading jets of event i are flat[start[i]] and
+    # flat[start[i] + 1]; events with fewer jets get the fill values (they fail "two_jets")
+    counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
+    start = np.cumsum(counts) - counts
+    has_one, has_two = counts >= 1, counts >= 2
+    flat: dict[str, np.ndarray] = {}
+
+    def lead(name: str, fill: float) -> np.ndarray:
+        flat[name] = values = _flat_column(jets, name)
+        out = np.full((n, 2), fill, dtype=np.float64)
+        out[has_one, 0] = values[start[has_one]]
+        out[has_two, 1] = values[start[has_two] + 1]
+        return out
+
     cuts.append(("two_jets", has_two))
-    lead = ak.pad_none(jets, 2, axis=1, clip=True)
-    pt = ak.to_numpy(ak.fill_none(lead.pt, 0.0)).astype(np.float64)
-    eta = ak.to_numpy(ak.fill_none(lead.eta, 99.0)).astype(np.float64)
+    pt = lead("pt", 0.0)
+    eta = lead("eta", 99.0)
     ok = np.isfinite(pt).all(axis=1) & np.isfinite(eta).all(axis=1)
     for name in ("phi", "mass"):
-        ok &= np.isfinite(ak.to_numpy(ak.fill_none(lead[name], 0.0)).astype(np.float64)).all(1)
+        ok &= np.isfinite(lead(name, 0.0)).all(1)
     if finite is not None:
         ok &= np.asarray(finite, dtype=bool)
     cuts.append(("finite_kinematics", ok))
@@ -92,4 +132,11 @@ def select_dijets(
         mask[idx[~keep]] = False
         selected = selected[keep]
         cutflow["mjj_min"] = (int(mask.sum()), float(weights[mask].sum()))
-    return DijetSelection(mask=mask, jets=selected, cutflow=cutflow)
+    return DijetSelection(
+        mask=mask,
+        jets=selected,
+        cutflow=cutflow,
+        _first=start[mask],
+        _all_jets=jets,
+        _flat=flat,
+    )

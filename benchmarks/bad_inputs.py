@@ -277,7 +277,9 @@ def main(argv=None) -> int:
                 res, err, code = run_case(ex, good, paths, client)
                 if res is None:  # refused before processing (e.g. no XRootD client installed)
                     msg = err.replace(tmp, "TMP").replace("|", "/")[:300]
-                    rows.append(f"| {ex} | **all of them at once** | {msg} | {code} | run refused |")
+                    rows.append(
+                        f"| {ex} | **all of them at once** | {msg} | {code} | run refused |"
+                    )
                     continue
                 r = res.report
                 rows.append(

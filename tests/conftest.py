@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import pytest
+
+# XRootD's C extension can crash (SIGSEGV) when it is first imported while other threads are
+# inside uproot (seen when a test's timed-out pre-flight thread was still reading a file).
+# adcoffea's pre-flight imports it in the calling thread before it starts its workers; the
+# tests import it once here, before any test starts a thread. No client installed: nothing.
+with contextlib.suppress(ImportError):
+    import XRootD.client  # noqa: F401
 
 
 def _find_shared() -> Path:

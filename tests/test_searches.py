@@ -5,10 +5,10 @@ training epochs and fewer pseudo-experiments (the physics choices stay as config
 
 * with its injected signal, the BumpHunter bump of the search's anomaly region is centred
   inside the signal's central 68 % interval (from the signal template's histogram in that
-  region, per axis) with a local significance above 3 sigma; for the dijet hunt (no fixed anomaly region), the best
-  window of the hunt contains the peak with local Z above 3;
+  region, per axis) with a local significance above 3 sigma; for the dijet hunt (no fixed
+  anomaly region), the best window of the hunt contains the peak with local Z above 3;
 * on background only (the injected sample removed), no region shows a global significance
-  of 3 sigma or more, for the config's seed and for other generator seeds. (Not 2 sigma: a
+  of 3 sigma or more, for two generator seeds (the QCD seed of the config and another). (Not 2 sigma: a
   calibrated test gives global Z > 2 in about 2 % of region-runs, so a bar at 2 fails by
   chance on some seed; the uniformity of the global p belongs in
   ``benchmarks/null_calibration.py``.)
@@ -156,7 +156,7 @@ def test_injected_signal_is_found(name, tmp_path, sample_dir):
     assert all(0 < p["observed_events"] < np.inf for p in scan)
 
 
-@pytest.mark.parametrize("qcd_seed", [1, 2, 3])
+@pytest.mark.parametrize("qcd_seed", [1, 2])
 @pytest.mark.parametrize("name", sorted(SEARCH_REGION))
 def test_background_only_no_false_discovery(name, qcd_seed, tmp_path, sample_dir):
     cfg = reduced(name, tmp_path / "out", sample_dir, inject=False, qcd_seed=qcd_seed)

@@ -113,8 +113,8 @@ def select_dijets(
     if finite is not None:
         ok &= np.asarray(finite, dtype=bool)
     cuts.append(("finite_kinematics", ok))
-    cuts.append(("jet_pt", (pt >= config.jet_pt_min).all(axis=1)))
-    cuts.append(("jet_eta", (np.abs(eta) < config.jet_eta_max).all(axis=1)))
+    cuts.append(("jet_pt", np.asarray((pt >= config.jet_pt_min).all(axis=1))))
+    cuts.append(("jet_eta", np.asarray((np.abs(eta) < config.jet_eta_max).all(axis=1))))
     if config.delta_eta_max is not None:
         cuts.append(("delta_eta", np.abs(eta[:, 0] - eta[:, 1]) < config.delta_eta_max))
 

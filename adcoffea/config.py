@@ -293,6 +293,13 @@ class BumpHunterConfig(_Strict):
     scan_range: tuple[float, float] | None = Field(default=None, description="1D, GeV")
     sideband: bool = False
     seed: int = 0
+    toys: Literal["refit", "fixed"] = Field(
+        default="refit",
+        description="scans against a fit: 'refit' refits every pseudo-experiment as the data "
+        "(family, order by the same Wilks test, excluded window) and scans it against its own "
+        "fit, a calibrated global p; 'fixed' scans the toys against the data's fit, which "
+        "ignores the fit's absorption of fluctuations (conservative p)",
+    )
     refit_global_p: float | None = Field(
         default=0.01,
         gt=0,

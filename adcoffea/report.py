@@ -287,6 +287,11 @@ def build_report(out_dir: Path, result: SearchResult) -> _Doc:
             "fit-function uncertainty (see Fit diagnostics)."
         )
         for name, r in regions.items():
+            bh = r.bumphunter
+            toys = None if bh is None else bh.settings.get("toys")
+            if bh is not None and toys is not None and bh.n_toys:
+                d.p(f"Region {name}, pseudo-experiments: {bh.n_toys:,}, {toys}.")
+        for name, r in regions.items():
             st = r.bumphunter_uncertainty
             if r.fit is None and r.bumphunter is not None and st is not None:
                 d.p(f"Region {name}, fit-function uncertainty in BumpHunter: {st.description}.")

@@ -172,7 +172,8 @@ def _one_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
     if bh.scan_range is not None:
         scan_range = bh.scan_range
     scan_unc = unc if background_method == "fit" and cfg.fit.function_uncertainty else None
-    result = _scan(bh, counts, background, edges, scan_range, stat_unc, scan_unc)
+    result = _scan(bh, counts, background, edges, scan_range, stat_unc, scan_unc,
+                   fit=fit if background_method == "fit" else None)  # fmt: skip
     refit = None
     tried = (
         cfg.fit is not None
@@ -301,7 +302,7 @@ def _guarded_refit(cfg, h, data, region, plots, fit, unc, first, scan_range) -> 
     refit_unc = _fit_uncertainty(cfg, h, data, region, refit_fit.best, exclude=window)
     background, _ = _fit_background_array(refit_fit.best, edges, counts)
     scan_unc = refit_unc if cfg.fit.function_uncertainty else None
-    second = _scan(bh, counts, background, edges, scan_range, None, scan_unc)
+    second = _scan(bh, counts, background, edges, scan_range, None, scan_unc, fit=refit_fit)
     if decision.accepted:
         quoted = "refit"
     else:
@@ -411,16 +412,33 @@ def _fit_background_array(best, edges, counts):
     return background, (float(best.edges[0]), float(best.edges[-1]))
 
 
-def _scan(bh, counts, background, edges, scan_range, unc, fit_unc=None):
-    """BumpHunter with the statistical (``unc``) or fit-function (``fit_unc``) uncertainty."""
+def _scan(bh, counts, background, edges, scan_range, unc, fit_unc=None, fit=None):
+    """BumpHunter with the statistical (``unc``) or fit-function (``fit_unc``) uncertainty.
+
+    ``fit``: the :class:`RegionFit` the background comes from; with ``bumphunt.toys:
+    refit`` every pseudo-experiment is refitted as the data was and scanned against its own
+    fit (:func:`adcoffea.fits.toys.refitted_toys`), so that the global p is calibrated.
+    """
+    from dataclasses import replace
+
     from adcoffea.fits.bumphunter import bumphunt
 
     correlated = False
     if fit_unc is not None:
         # a fit-function shift moves the bins of a window together: summed linearly
         unc, correlated = fit_unc.embed(np.asarray(edges, dtype=float)), True
+    toys = None
+    toy_counts = toy_bkgs = None
+    if fit is not None and bh.toys == "refit" and not bh.sideband:
+        from adcoffea.fits.toys import refitted_toys
 
-    return bumphunt(
+        toys = refitted_toys(fit.selection, n_toys=bh.n_toys, seed=bh.seed,
+                             exclude=fit.excluded_window)  # fmt: skip
+        if toys.n_failed:
+            log.warning("%d of %d BumpHunter toys could not be refitted; left out",
+                        toys.n_failed, bh.n_toys)  # fmt: skip
+        toy_counts, toy_bkgs = toys.embed(np.asarray(edges, dtype=float))
+    result = bumphunt(
         counts,
         background,
         edges=edges,
@@ -435,7 +453,23 @@ def _scan(bh, counts, background, edges, scan_range, unc, fit_unc=None):
         bkg_uncertainty=unc,
         bkg_correlated=correlated,
         keep_toy_t=True,
+        toys=toy_counts,
+        toy_backgrounds=toy_bkgs,
     )
+    if toys is None:
+        how = "toys around the background, scanned against it (no refit)"
+        if fit is not None:
+            how += ": conservative for a fitted background"
+        return replace(result, settings={**result.settings, "toys": how})
+    how = (
+        f"each toy refitted as the data ({fit.best.function}, order by the same Wilks test"
+        + ("" if fit.excluded_window is None else ", the same excluded window")
+        + ") and scanned against its own fit"
+    )
+    settings = {**result.settings, "toys": how, "toys_not_refittable": toys.n_failed,
+                "toy_orders": {int(n): int(c) for n, c in
+                               zip(*np.unique(toys.orders, return_counts=True), strict=True)}}  # fmt: skip
+    return replace(result, settings=settings, seed=bh.seed)
 
 
 def _bh_plots(result, data, background, edges, plots: Path, region: str, xlabel: str) -> None:

@@ -147,6 +147,8 @@ def test_injected_signal_is_found(name, tmp_path, sample_dir):
     # the report, the workspaces and the plots a physicist looks at are written
     out = tmp_path / "out"
     assert (out / "report.md").exists() and (out / "report.html").exists()
+    # every scan says how its pseudo-experiments were made (refitted for a fitted background)
+    assert "Region inclusive, pseudo-experiments:" in (out / "report.md").read_text()
     assert list((out / "workspaces").glob("*.json"))
     assert list((out / "plots").glob("bumphunter*png"))
     limits = res.results["limits"]

@@ -266,3 +266,18 @@ def test_background_template_adds_the_spurious_signal(tmp_path):
     assert unc.method == "envelope+spurious" and len(unc.spurious) > 0
     assert np.all(unc.per_bin >= unc.envelope) and np.all(unc.per_bin >= unc.spurious_per_bin)
     assert region.bumphunter_uncertainty.method == "envelope+spurious"
+
+
+def test_scan_toys_are_refitted_by_default(stats, tmp_path):
+    """The global p of a fitted region comes from toys refitted as the data (issue 11)."""
+    incl = stats[0].regions["inclusive"]
+    settings = incl.to_dict()["bumphunter"]["settings"]
+    assert settings["toy_backgrounds"] == "per toy" and "refitted" in settings["toys"]
+    assert sum(settings["toy_orders"].values()) == incl.bumphunter.n_toys == 200
+    counts = np.random.default_rng(4).poisson(expected_counts(EDGES, [2e4, 7.8, 5.3, 1.1]))
+    _, fixed = _run(tmp_path, counts.astype(float), bumphunt={"toys": "fixed", "seed": 3})
+    fs = fixed.bumphunter.settings
+    assert fs["toy_backgrounds"] == "nominal" and "conservative" in fs["toys"]
+    # the same data and fit: the refitted toys' t is smaller, so p is not larger
+    assert incl.bumphunter.t_obs == pytest.approx(fixed.bumphunter.t_obs)
+    assert np.median(incl.bumphunter.t_toys) < np.median(fixed.bumphunter.t_toys)

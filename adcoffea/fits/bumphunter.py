@@ -488,6 +488,52 @@ def _toy_t(setup: _Setup, toys: np.ndarray, summer: WindowSummer) -> np.ndarray:
     return -tmin
 
 
+def _toy_backgrounds(tb: Any, toy_shape: tuple[int, ...], nd: int) -> np.ndarray:
+    """Checked float array of per-toy backgrounds, shaped as the (T, nx, ny) toys."""
+    tb = np.asarray(tb, dtype=np.float64)
+    if nd == 1:
+        tb = tb[..., None] if tb.ndim == 2 else tb
+    if tb.shape != toy_shape:
+        raise BumpHunterError(
+            f"toy_backgrounds must have the toys' shape {toy_shape[: 1 + nd]}, got {tb.shape}"
+        )
+    bad = ~np.isfinite(tb) | (tb < 0)
+    if bad.any():
+        raise BumpHunterError(
+            f"toy_backgrounds contain {int(bad.sum())} NaN, infinite or negative value(s), "
+            f"first in toy {int(np.argwhere(bad)[0][0])}"
+        )
+    return tb
+
+
+def _float_window_sums(setup: _Setup, arr: np.ndarray) -> np.ndarray:
+    """Window sums of float histograms ``arr`` (T, nx, ny) via a float summed-area table."""
+    w = setup.windows
+    t_n, nx, ny = arr.shape
+    sat = np.zeros((t_n, nx + 1, ny + 1))
+    np.cumsum(arr, axis=1, out=sat[:, 1:, 1:])
+    np.cumsum(sat[:, 1:, 1:], axis=2, out=sat[:, 1:, 1:])
+    x0, y0 = w.x0, w.y0
+    x1, y1 = x0 + w.wx, y0 + w.wy
+    return sat[:, x1, y1] - sat[:, x0, y1] - sat[:, x1, y0] + sat[:, x0, y0]
+
+
+def _toy_t_own_background(
+    setup: _Setup, toys: np.ndarray, bkgs: np.ndarray, summer: WindowSummer | None
+) -> np.ndarray:
+    """Exact t of each toy scanned against its own background ``bkgs`` (same shape)."""
+    d = (summer or WindowSummer(setup.windows))(np.asarray(toys)).astype(np.float64)
+    b = np.maximum(_float_window_sums(setup, bkgs), 0.0)
+    if setup.var_win is not None:
+        # the uncertainty keeps its relative size in each window
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(setup.bkg_win > 0, b / setup.bkg_win, 0.0)
+        _, logp = _nb_log_pvalues(d, b, setup.var_win * ratio**2, setup.mode)
+    else:
+        _, logp = log_pvalues(d, b, setup.mode)
+    return -logp.min(axis=1)
+
+
 def _draw_chunk(n_bins: int) -> int:
     """Toys per sampler call: ~1 MB of uniforms (cache-sized), fixed by the bin count only,
     so that the toy stream for a seed does not depend on the windows or on ``keep_toy_t``."""
@@ -628,6 +674,7 @@ def bumphunt(
     n_toys: int = 10000,
     seed: int | None = 0,
     toys: np.ndarray | None = None,
+    toy_backgrounds: np.ndarray | None = None,
     bkg_uncertainty: float | np.ndarray | None = None,
     bkg_correlated: bool = False,
     bound_cl: float = 0.95,
@@ -661,6 +708,11 @@ def bumphunt(
             used ``Generator.poisson``.
         toys: explicit toys, shape (T, *data.shape), e.g. :func:`pybumphunter_toys`; integer
             counts >= 0 (NaN, fractional or negative entries are refused).
+        toy_backgrounds: with ``toys``, the background of each toy, same shape: each toy is
+            scanned against its own background, e.g. the fit of that toy when the data's
+            background is a fit to the data (:func:`adcoffea.fits.toys.refitted_toys`).
+            A ``bkg_uncertainty`` keeps its relative size per window
+            (``var_toy = var * (b_toy / b)^2``). Not with ``sideband``.
         bkg_uncertainty: relative background uncertainty (float, fully correlated in a
             window) or per-bin absolute uncertainties (array, added in quadrature); folded
             into the local p-value with a Gamma prior (Poisson-Gamma / negative binomial).
@@ -703,6 +755,13 @@ def bumphunt(
         raise ConfigError("bound_cl must be in (0, 1)")
     if toys is None:
         n_toys = _count(n_toys, "n_toys", minimum=0)
+        if toy_backgrounds is not None:
+            raise ConfigError("toy_backgrounds needs explicit toys (one background per toy)")
+    elif toy_backgrounds is not None and setup.sideband:
+        raise ConfigError(
+            "toy_backgrounds cannot be combined with sideband=True (the sideband normalisation "
+            "already rescales the background per toy)"
+        )
     d_total = float(setup.data.sum())
     d_win = window_sums_direct(setup.data, setup.windows)
     p, logp, b = _window_pvalues(setup, d_win, d_total)
@@ -743,7 +802,8 @@ def bumphunt(
     chunk = max(1, _PAIRS_PER_CHUNK // setup.windows.size)
     ox, oy = setup.offset
     nx, ny = setup.region_shape
-    exact_t = keep_toy_t or setup.sideband or setup.var_win is not None
+    own_bkg = toy_backgrounds is not None
+    exact_t = keep_toy_t or setup.sideband or setup.var_win is not None or own_bkg
     # 1D critical-count path: bins-first toys, no summed-area tables
     fast_1d = nd == 1 and not exact_t
     summer = None if fast_1d else WindowSummer(setup.windows)
@@ -772,6 +832,9 @@ def bumphunt(
             toys = toys[:, :, None]
         region = toys[:, ox : ox + nx, oy : oy + ny]
         n_total = region.shape[0]
+        if own_bkg:
+            tb = _toy_backgrounds(toy_backgrounds, toys.shape, nd)
+            bkg_region = tb[:, ox : ox + nx, oy : oy + ny]
         if fast_1d:
             step = _draw_chunk(nx)
             first = (region[i : i + step, :, 0].T for i in range(0, n_total, step))
@@ -787,7 +850,15 @@ def bumphunt(
             batches = _batches(first, (nx, ny), chunk)
     t_toys = np.zeros(0)
     n_done = 0
-    if exact_t:
+    if own_bkg:
+        t_parts = [
+            _toy_t_own_background(setup, region[i : i + chunk], bkg_region[i : i + chunk], summer)
+            for i in range(0, n_total, chunk)
+        ]
+        t_toys = np.concatenate(t_parts) if t_parts else np.zeros(0)
+        n_done = t_toys.size
+        above_count = int(np.count_nonzero(t_toys >= t_obs))
+    elif exact_t:
         t_parts = [_toy_t(setup, np.asarray(bt), summer) for bt in batches]
         t_toys = np.concatenate(t_parts) if t_parts else np.zeros(0)
         n_done = t_toys.size
@@ -832,6 +903,6 @@ def bumphunt(
         n_windows=setup.windows.size,
         bound_cl=float(bound_cl),
         seed=None if toys is not None else seed,
-        settings=setup.settings,
+        settings={**setup.settings, "toy_backgrounds": "per toy" if own_bkg else "nominal"},
         t_toys=t_toys,
     )

@@ -19,7 +19,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -36,10 +37,11 @@ from adcoffea.fits.background import (
     fit_background,
     histogram_arrays,
 )
+from adcoffea.fits.batch import BatchFitResult, fit_batch
 from adcoffea.fits.functions import get_family
 from adcoffea.outputs import to_jsonable
 
-__all__ = ["OrderSelection", "select_order"]
+__all__ = ["BatchOrderSelection", "OrderSelection", "select_order", "select_order_batch"]
 
 
 @dataclass(frozen=True)
@@ -193,3 +195,84 @@ def select_order(
                 decided = True
         table.append(row)
     return OrderSelection(method, float(alpha), chosen, tuple(table), fits)
+
+
+@dataclass(frozen=True)
+class BatchOrderSelection:
+    """:func:`select_order` (Wilks) applied to every row of a batch of spectra.
+
+    Attributes:
+        chosen: ``(n_spectra,)`` the chosen order of each row.
+        fits: the batched fit of every order (:class:`~adcoffea.fits.batch.BatchFitResult`).
+    """
+
+    chosen: np.ndarray
+    fits: dict[int, BatchFitResult]
+
+    def expected(self) -> np.ndarray:
+        """``(n_spectra, n_bins)`` fitted counts of each row's chosen order (NaN: no fit)."""
+        first = next(iter(self.fits.values()))
+        out = np.full(first.expected.shape, np.nan)
+        for n, res in self.fits.items():
+            rows = self.chosen == n
+            out[rows] = res.expected[rows]
+        return out
+
+    @property
+    def converged(self) -> np.ndarray:
+        """Rows whose chosen fit converged."""
+        ok = np.zeros(self.chosen.shape, dtype=bool)
+        for n, res in self.fits.items():
+            rows = self.chosen == n
+            ok[rows] = res.converged[rows]
+        return ok
+
+
+def select_order_batch(
+    edges: np.ndarray,
+    counts: np.ndarray,
+    *,
+    starts: Mapping[int, Sequence[float] | np.ndarray],
+    function: str = "dijet",
+    sqrt_s: float = 13000.0,
+    mask: np.ndarray | None = None,
+    alpha: float = 0.05,
+) -> BatchOrderSelection:
+    """The Wilks order selection of :func:`select_order`, for a batch of spectra at once.
+
+    Every order of ``starts`` (order -> starting parameters, e.g. the data's fit of that
+    order) is fitted to all rows by :func:`~adcoffea.fits.batch.fit_batch` (the same
+    likelihood and minimum as :func:`select_order`'s iminuit fits); each row keeps the first
+    order whose successor does not improve ``2 (NLL_n - NLL_{n+1})`` at ``alpha``.
+
+    Example:
+        >>> import numpy as np
+        >>> from adcoffea.fits.functions import expected_counts
+        >>> edges = np.linspace(2700.0, 7000.0, 44)
+        >>> nu = expected_counts(edges, [2e5, 7.80, 5.26, 1.13])
+        >>> toys = np.random.default_rng(1).poisson(nu, size=(200, 43))
+        >>> sel = select_order_batch(edges, toys, starts={3: [7.8, 5.3], 4: [7.8, 5.26, 1.13]})
+        >>> bool(sel.converged.all()), sel.expected().shape
+        (True, (200, 43))
+    """
+    alpha = _check_probability(alpha, "alpha")
+    counts = np.atleast_2d(np.asarray(counts, dtype=float))
+    orders = sorted(starts)
+    if not orders:
+        raise ConfigError("select_order_batch needs at least one order in starts")
+    fits = {
+        n: fit_batch(edges, counts, function=function, n_params=n, sqrt_s=sqrt_s, mask=mask,
+                     start=starts[n])
+        for n in orders
+    }  # fmt: skip
+    chosen = np.full(counts.shape[0], orders[-1])
+    decided = np.zeros(counts.shape[0], dtype=bool)
+    for lo, hi in itertools.pairwise(orders):
+        stat = np.maximum(2.0 * (fits[lo].nll - fits[hi].nll), 0.0)
+        with np.errstate(invalid="ignore"):
+            p = stats.chi2.sf(stat, hi - lo)
+        # as select_order: NaN (an unfittable higher order) does not prefer that order
+        halt = ~decided & ~(p < alpha)
+        chosen[halt] = lo
+        decided |= halt
+    return BatchOrderSelection(chosen=chosen, fits=fits)

@@ -11,11 +11,9 @@ quadrature, warm-started at the data's fit of each order; it reaches the same mi
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 
 def select_batch(
@@ -35,7 +33,7 @@ def select_batch(
     to the next order, or to the previous one when the highest order is chosen), like
     :func:`adcoffea.hunt.estimate.estimate_background`.
     """
-    from adcoffea.fits.batch import fit_batch
+    from adcoffea.fits.order import select_order_batch
 
     counts = np.atleast_2d(np.asarray(counts, dtype=float))
     sr = np.asarray(sr, dtype=bool)
@@ -43,22 +41,15 @@ def select_batch(
     first, stop = int(inside[0]), int(inside[-1]) + 1
     if stop - first != len(inside):
         raise ValueError("the signal region must be contiguous bins")
+    sel = select_order_batch(edges, counts, starts=starts, function=function, sqrt_s=sqrt_s,
+                             mask=~sr, alpha=alpha)  # fmt: skip
     orders = sorted(starts)
     fits = {}
-    for n in orders:
-        res = fit_batch(edges, counts, function=function, n_params=n, sqrt_s=sqrt_s, mask=~sr,
-                        start=starts[n])  # fmt: skip
+    for n, res in sel.fits.items():
         with np.errstate(invalid="ignore"):
-            fits[n] = (res.nll, res.prediction(first, stop), res.prediction_error(first, stop))
+            fits[n] = (res.prediction(first, stop), res.prediction_error(first, stop))
+    chosen = sel.chosen
     t_n = counts.shape[0]
-    chosen = np.full(t_n, orders[-1])
-    decided = np.zeros(t_n, dtype=bool)
-    for lo, hi in itertools.pairwise(orders):
-        stat = np.maximum(2.0 * (fits[lo][0] - fits[hi][0]), 0.0)
-        p = stats.chi2.sf(stat, hi - lo)
-        halt = ~decided & ~(p < alpha)
-        chosen[halt] = lo
-        decided |= halt
     b = np.full(t_n, np.nan)
     s_stat = np.full(t_n, np.nan)
     s_func = np.zeros(t_n)
@@ -68,10 +59,10 @@ def select_batch(
             continue
         # unfittable rows are NaN; a row short of fit_batch's strict tolerance (1e-12 in -ln L)
         # is at its minimum for any purpose here
-        b[rows] = fits[n][1][rows]
-        s_stat[rows] = fits[n][2][rows]
+        b[rows] = fits[n][0][rows]
+        s_stat[rows] = fits[n][1][rows]
         alt = orders[i + 1] if i + 1 < len(orders) else (orders[i - 1] if i > 0 else None)
         if alt is not None:
-            s_func[rows] = np.abs(fits[alt][1][rows] - b[rows])
+            s_func[rows] = np.abs(fits[alt][0][rows] - b[rows])
     s_func = np.where(np.isfinite(s_func), s_func, 0.0)
     return b, s_stat, s_func

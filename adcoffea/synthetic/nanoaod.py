@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,19 @@ from adcoffea.synthetic.jets import build_constituents, jet_observables
 from adcoffea.synthetic.processes import PROCESS_CODE, sample_events
 
 CHUNK_EVENTS = 50_000
+#: the ``FatJet`` fields, in branch order
+FATJET_FIELDS = (
+    "pt",
+    "eta",
+    "phi",
+    "mass",
+    "msoftdrop",
+    "tau1",
+    "tau2",
+    "tau3",
+    "tau4",
+    "nConstituents",
+)
 
 
 def event_arrays(
@@ -36,7 +50,6 @@ def event_arrays(
     Event numbers start at ``first_event + 1``. FatJets are pT-ordered and carry their
     constituents (``PFCand`` + the ``FatJetPFCand`` cross-reference) along.
     """
-    import awkward as ak
 
     ev = sample_events(process, rng, n, p)
     njet_ev = 2 + ev["has3"].astype(np.int64)
@@ -74,31 +87,71 @@ def event_arrays(
 
     met_pt = np.hypot(ev["met_x"], ev["met_y"])
     met_phi = np.arctan2(ev["met_y"], ev["met_x"])
+    return schema_arrays(
+        process=process,
+        first_event=first_event,
+        jets=obs,
+        n_jets=njet_ev,
+        cands=cons,
+        cand_jet_idx=c_jetidx,
+        cand_local_idx=c_local,
+        n_cands=ncand_ev,
+        met_pt=met_pt,
+        met_phi=met_phi,
+        m_parent=ev["m_parent"],
+    )
+
+
+def schema_arrays(
+    *,
+    process: str,
+    first_event: int,
+    jets: dict[str, np.ndarray],
+    n_jets: np.ndarray,
+    cands: dict[str, np.ndarray],
+    cand_jet_idx: np.ndarray,
+    cand_local_idx: np.ndarray,
+    n_cands: np.ndarray,
+    met_pt: np.ndarray,
+    met_phi: np.ndarray,
+    m_parent: np.ndarray,
+) -> dict[str, Any]:
+    """The NanoAOD branches of ``len(n_jets)`` events from flat per-jet and per-candidate arrays.
+
+    Shared by the fast and the Pythia engine, so that both write the same branches and types.
+
+    Args:
+        process: the process name (``Truth_label`` is 0 for ``qcd``, 1 otherwise).
+        first_event: events are numbered from ``first_event + 1``.
+        jets: per jet (events, then jets in pT order): the ``FATJET_FIELDS``.
+        n_jets: jets per event.
+        cands: per constituent (grouped by jet): the ``PFCand`` fields, stored as given.
+        cand_jet_idx: per constituent, the index of its jet within the event.
+        cand_local_idx: per constituent, its index within the event's ``PFCand``.
+        n_cands: constituents per event.
+        met_pt: MET per event.
+        met_phi: MET azimuth per event.
+        m_parent: the parent mass per event (``Truth_mParent``).
+    """
+    import awkward as ak
+
+    n = len(n_jets)
     evno = np.arange(first_event, first_event + n, dtype=np.uint64) + np.uint64(1)
-
-    def jag(a, counts):
-        return ak.unflatten(a, counts)
-
     fatjet = ak.zip(
         {
-            k: jag(obs[k].astype(np.uint8 if k == "nConstituents" else np.float32), njet_ev)
-            for k in (
-                "pt",
-                "eta",
-                "phi",
-                "mass",
-                "msoftdrop",
-                "tau1",
-                "tau2",
-                "tau3",
-                "tau4",
-                "nConstituents",
+            k: ak.unflatten(
+                jets[k].astype(np.uint8 if k == "nConstituents" else np.float32), n_jets
             )
+            for k in FATJET_FIELDS
         }
     )
-    pfcand = ak.zip({k: jag(v, ncand_ev) for k, v in cons.items()})
-    fjpf = ak.zip({"jetIdx": jag(c_jetidx, ncand_ev), "pfCandIdx": jag(c_local, ncand_ev)})
-    label = np.full(n, 0 if process == "qcd" else 1, dtype=np.int32)
+    pfcand = ak.zip({k: ak.unflatten(v, n_cands) for k, v in cands.items()})
+    fjpf = ak.zip(
+        {
+            "jetIdx": ak.unflatten(cand_jet_idx, n_cands),
+            "pfCandIdx": ak.unflatten(cand_local_idx, n_cands),
+        }
+    )
     return {
         "run": np.ones(n, dtype=np.uint32),
         "luminosityBlock": (1 + (evno - np.uint64(1)) // np.uint64(1000)).astype(np.uint32),
@@ -111,8 +164,8 @@ def event_arrays(
         "PFMET_phi": met_phi.astype(np.float32),
         "MET_pt": met_pt.astype(np.float32),
         "MET_phi": met_phi.astype(np.float32),
-        "Truth_label": label,
-        "Truth_mParent": ev["m_parent"].astype(np.float32),
+        "Truth_label": np.full(n, 0 if process == "qcd" else 1, dtype=np.int32),
+        "Truth_mParent": m_parent.astype(np.float32),
     }
 
 
@@ -123,16 +176,30 @@ def write_file(
 
     Written to a temporary name in the same directory, then renamed (atomic).
     """
+
+    def chunks() -> Iterator[dict[str, Any]]:
+        for j, c0 in enumerate(range(lo, hi, CHUNK_EVENTS)):
+            c1 = min(c0 + CHUNK_EVENTS, hi)
+            rng = np.random.default_rng([int(seed), PROCESS_CODE[process], index, j])
+            yield event_arrays(process, rng, c1 - c0, params, c0)
+
+    write_events(path, chunks())
+
+
+def write_events(path: Path, chunks: Iterable[dict[str, Any]]) -> None:
+    """Write the branches of ``chunks`` (one dict per chunk) as the tree ``Events`` to ``path``.
+
+    Written to a temporary name in the same directory, then renamed (atomic); the chunks are
+    consumed one at a time, so only one is in memory.
+    """
     import uproot
 
     tmp = path.parent / f".{path.name}.tmp{os.getpid()}"
     try:
         with uproot.recreate(tmp, compression=_compression()) as f:
-            for j, c0 in enumerate(range(lo, hi, CHUNK_EVENTS)):
-                c1 = min(c0 + CHUNK_EVENTS, hi)
-                rng = np.random.default_rng([int(seed), PROCESS_CODE[process], index, j])
-                arrays = event_arrays(process, rng, c1 - c0, params, c0)
-                if j == 0:
+            tree = None
+            for arrays in chunks:
+                if tree is None:
                     # mktree (not item assignment, which writes an RNTuple in uproot 5.7)
                     tree = f.mktree("Events", {k: _branch_type(v) for k, v in arrays.items()})
                 tree.extend(arrays)

@@ -59,6 +59,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -426,9 +427,8 @@ def chunk_arrays(
     first_event: int,
 ) -> dict[str, Any]:
     """The NanoAOD branches of one ``nextBatch`` chunk (same keys and types as the fast engine)."""
-    import awkward as ak
-
     from adcoffea.synthetic.jets import four_vector_sum
+    from adcoffea.synthetic.nanoaod import schema_arrays
 
     radius = float(params["jet_r"])
     n = len(batch)
@@ -483,33 +483,19 @@ def chunk_arrays(
     mey = -np.bincount(parts["event"], weights=parts["py"], minlength=n) + rng.normal(
         0.0, MET_NOISE, n)  # fmt: skip
     met_pt, met_phi = np.hypot(mex, mey), np.arctan2(mey, mex)
-    evno = np.arange(first_event, first_event + n, dtype=np.uint64) + np.uint64(1)
-
-    def jag(a, counts):
-        return ak.unflatten(a, counts)
-
-    fatjet = ak.zip({
-        k: jag(jets[k].astype(np.uint8 if k == "nConstituents" else np.float32), n_jets)
-        for k in ("pt", "eta", "phi", "mass", "msoftdrop", "tau1", "tau2", "tau3", "tau4",
-                  "nConstituents")
-    })  # fmt: skip
-    pfcand = ak.zip({k: jag(v, ncand_ev) for k, v in c.items()})
-    fjpf = ak.zip({"jetIdx": jag(c_jetidx, ncand_ev), "pfCandIdx": jag(c_local, ncand_ev)})
-    return {
-        "run": np.ones(n, dtype=np.uint32),
-        "luminosityBlock": (1 + (evno - np.uint64(1)) // np.uint64(1000)).astype(np.uint32),
-        "event": evno,
-        "genWeight": np.ones(n, dtype=np.float32),
-        "FatJet": fatjet,
-        "PFCand": pfcand,
-        "FatJetPFCand": fjpf,
-        "PFMET_pt": met_pt.astype(np.float32),
-        "PFMET_phi": met_phi.astype(np.float32),
-        "MET_pt": met_pt.astype(np.float32),
-        "MET_phi": met_phi.astype(np.float32),
-        "Truth_label": np.full(n, 0 if process == "qcd" else 1, dtype=np.int32),
-        "Truth_mParent": _parent_mass(batch, process).astype(np.float32),
-    }
+    return schema_arrays(
+        process=process,
+        first_event=first_event,
+        jets=jets,
+        n_jets=n_jets,
+        cands=c,
+        cand_jet_idx=c_jetidx,
+        cand_local_idx=c_local,
+        n_cands=ncand_ev,
+        met_pt=met_pt,
+        met_phi=met_phi,
+        m_parent=_parent_mass(batch, process),
+    )
 
 
 def _parent_mass(batch: Any, process: str) -> np.ndarray:
@@ -572,41 +558,32 @@ def write_pythia_file(task: FileTask) -> dict[str, float]:
     process is one core, so events per CPU-second is the per-core throughput whatever else
     runs on the machine.
     """
-    import uproot
-
-    from adcoffea.synthetic.nanoaod import _branch_type, _compression
+    from adcoffea.synthetic.nanoaod import write_events
 
     params = dict(task.params)
-    path = Path(task.path)
-    tmp = path.parent / f".{path.name}.tmp{os.getpid()}"
     c_init = time.process_time()
     py = _new_pythia(task.process, params, file_seed(task.seed, task.process, task.index))
     pdata = py.particleData
     timing = {"init": time.process_time() - c_init, "pythia": 0.0, "jets": 0.0, "write": 0.0}
-    try:
-        with uproot.recreate(tmp, compression=_compression()) as f:
-            tree = None
-            for j, c0 in enumerate(range(task.lo, task.hi, CHUNK_EVENTS)):
-                c1 = min(c0 + CHUNK_EVENTS, task.hi)
-                t0 = time.process_time()
-                batch = _next_batch(py, c1 - c0)
-                t1 = time.process_time()
-                rng = np.random.default_rng(
-                    [task.seed, PROCESS_CODE[task.process], task.index, j, _ENGINE_CODE]
-                )
-                arrays = chunk_arrays(batch, process=task.process, params=params, pdata=pdata,
-                                      rng=rng, first_event=c0)  # fmt: skip
-                t2 = time.process_time()
-                if tree is None:
-                    tree = f.mktree("Events", {k: _branch_type(v) for k, v in arrays.items()})
-                tree.extend(arrays)
-                timing["pythia"] += t1 - t0
-                timing["jets"] += t2 - t1
-                timing["write"] += time.process_time() - t2
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    def chunks() -> Iterator[dict[str, Any]]:
+        for j, c0 in enumerate(range(task.lo, task.hi, CHUNK_EVENTS)):
+            c1 = min(c0 + CHUNK_EVENTS, task.hi)
+            t0 = time.process_time()
+            batch = _next_batch(py, c1 - c0)
+            t1 = time.process_time()
+            rng = np.random.default_rng(
+                [task.seed, PROCESS_CODE[task.process], task.index, j, _ENGINE_CODE]
+            )
+            arrays = chunk_arrays(batch, process=task.process, params=params, pdata=pdata,
+                                  rng=rng, first_event=c0)  # fmt: skip
+            t2 = time.process_time()
+            yield arrays  # written before the generator resumes
+            timing["pythia"] += t1 - t0
+            timing["jets"] += t2 - t1
+            timing["write"] += time.process_time() - t2
+
+    write_events(Path(task.path), chunks())
     return timing
 
 

@@ -54,18 +54,38 @@ _QCD_TAU_KAPPA = np.array([7.0, 5.7, 6.5, 8.8, 9.8, 9.1, 8.3, 7.9, 8.1, 7.8, 7.8
 # parameters
 
 
-def resolve_params(process: str, params: dict[str, float] | None) -> dict[str, float]:
-    """Defaults merged with ``params``; raises ConfigError naming a bad key or value."""
-    if process not in DEFAULT_PARAMS:
+def merge_params(
+    process: str,
+    defaults: dict[str, dict[str, float]],
+    params: dict[str, float] | None,
+    *,
+    engine: str | None = None,
+) -> dict[str, float]:
+    """``defaults[process]`` updated with ``params``, every value a finite float.
+
+    The checks every engine shares (each engine then checks its own ranges).
+
+    Args:
+        process: the process name, a key of ``defaults``.
+        defaults: default parameters per process; a key not in them is refused.
+        params: the values to set (any float-convertible), or None.
+        engine: the engine named in the messages (None: the fast one, named nowhere).
+
+    Raises:
+        ConfigError: an unknown process or key, or a value that is not a finite number.
+    """
+    if process not in defaults:
+        where = f" for the {engine} engine" if engine else ""
         raise ConfigError(
-            f"process: unknown process {process!r}; choose from {sorted(DEFAULT_PARAMS)}"
+            f"process: unknown process {process!r}{where}; choose from {sorted(defaults)}"
         )
-    out = dict(DEFAULT_PARAMS[process])
+    out = dict(defaults[process])
     for key, value in (params or {}).items():
         if key not in out:
+            where = f"{engine} engine; " if engine else ""
             raise ConfigError(
                 f"params.{key}: unknown parameter for process {process!r}"
-                f" (known: {sorted(out) or 'none'})"
+                f" ({where}known: {sorted(out) or 'none'})"
             )
         try:
             out[key] = float(value)
@@ -73,6 +93,12 @@ def resolve_params(process: str, params: dict[str, float] | None) -> dict[str, f
             raise ConfigError(f"params.{key}: not a number: {value!r}") from err
         if not np.isfinite(out[key]):
             raise ConfigError(f"params.{key}: must be finite, got {value!r}")
+    return out
+
+
+def resolve_params(process: str, params: dict[str, float] | None) -> dict[str, float]:
+    """Defaults merged with ``params``; raises ConfigError naming a bad key or value."""
+    out = merge_params(process, DEFAULT_PARAMS, params)
     for key, value in out.items():
         if key.startswith("m_") and value <= 0:
             raise ConfigError(f"params.{key}: mass must be positive, got {value}")

@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from adcoffea.errors import ConfigError
+from adcoffea.synthetic.processes import merge_params
 
 log = logging.getLogger(__name__)
 
@@ -101,24 +102,7 @@ _LIGHT = (1, 2, 3, 4)
 
 def resolve_pythia_params(process: str, params: dict[str, float] | None) -> dict[str, float]:
     """Defaults merged with ``params``; raises ConfigError naming a bad key or value."""
-    if process not in PYTHIA_PARAMS:
-        raise ConfigError(
-            f"process: unknown process {process!r} for the pythia engine; "
-            f"choose from {sorted(PYTHIA_PARAMS)}"
-        )
-    out = dict(PYTHIA_PARAMS[process])
-    for key, value in (params or {}).items():
-        if key not in out:
-            raise ConfigError(
-                f"params.{key}: unknown parameter for process {process!r} (pythia engine; "
-                f"known: {sorted(out)})"
-            )
-        try:
-            out[key] = float(value)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"params.{key}: not a number: {value!r}") from err
-        if not np.isfinite(out[key]):
-            raise ConfigError(f"params.{key}: must be finite, got {value!r}")
+    out = merge_params(process, PYTHIA_PARAMS, params, engine="pythia")
     for key, value in out.items():
         if (key.startswith("m_") or key == "pthat_min") and value <= 0:
             raise ConfigError(f"params.{key}: must be positive, got {value}")

@@ -136,19 +136,11 @@ def generate(
     from adcoffea.synthetic.nanoaod import write_file
 
     p = resolve_params(process, params)
-    if int(n_events) < 1:
-        raise ConfigError(f"events: must be >= 1, got {n_events}")
-    if int(n_files) < 1 or int(n_files) > int(n_events):
-        raise ConfigError(f"files: must be between 1 and the number of events, got {n_files}")
-    if int(workers) < 1:
-        raise ConfigError(f"workers: must be >= 1, got {workers}")
     name = name or process
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    bounds = np.linspace(0, int(n_events), int(n_files) + 1).astype(np.int64)
-    paths = [out / f"{name}_{i}.root" for i in range(int(n_files))]
+    plan = plan_files(out_dir, name, n_events=n_events, n_files=n_files, workers=workers)
+    paths = [path for path, _, _ in plan]
     write = partial(write_file, process=process, params=p, seed=int(seed))
-    ranges = [(int(bounds[i]), int(bounds[i + 1])) for i in range(int(n_files))]
+    ranges = [(lo, hi) for _, lo, hi in plan]
     if min(int(workers), int(n_files)) == 1:
         for i, (lo, hi) in enumerate(ranges):
             write(paths[i], index=i, lo=lo, hi=hi)
@@ -176,6 +168,32 @@ def generate(
         seed=int(seed),
         params=p,
     )
+
+
+def plan_files(
+    out_dir: str | Path, name: str, *, n_events: int, n_files: int, workers: int
+) -> list[tuple[Path, int, int]]:
+    """The files of a sample, as both engines split it; creates ``out_dir``.
+
+    Returns:
+        per file: its path ``<out_dir>/<name>_<i>.root`` and its event range ``lo, hi`` (the
+        events split evenly over the files).
+
+    Raises:
+        ConfigError: fewer than one event or worker, or files not between 1 and ``n_events``.
+    """
+    if int(n_events) < 1:
+        raise ConfigError(f"events: must be >= 1, got {n_events}")
+    if int(n_files) < 1 or int(n_files) > int(n_events):
+        raise ConfigError(f"files: must be between 1 and the number of events, got {n_files}")
+    if int(workers) < 1:
+        raise ConfigError(f"workers: must be >= 1, got {workers}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bounds = np.linspace(0, int(n_events), int(n_files) + 1).astype(np.int64)
+    return [
+        (out / f"{name}_{i}.root", int(bounds[i]), int(bounds[i + 1])) for i in range(int(n_files))
+    ]
 
 
 def fileset_entries(samples: Iterable[GeneratedSample]) -> dict:

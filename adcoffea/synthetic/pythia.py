@@ -601,7 +601,7 @@ def generate_pythia(
     Example:
         >>> s = generate_pythia("qcd", n_events=200, seed=1, out_dir="/tmp/adc_py")  # doctest: +SKIP
     """
-    from adcoffea.synthetic import GeneratedSample
+    from adcoffea.synthetic import GeneratedSample, plan_files
 
     p = resolve_pythia_params(process, params)
     try:
@@ -612,21 +612,12 @@ def generate_pythia(
             f"engine 'pythia' needs pythia8mc and fastjet ({err.name} is missing): "
             'pip install "adcoffea[pythia]"'
         ) from None
-    if int(n_events) < 1:
-        raise ConfigError(f"events: must be >= 1, got {n_events}")
-    if int(n_files) < 1 or int(n_files) > int(n_events):
-        raise ConfigError(f"files: must be between 1 and the number of events, got {n_files}")
-    if int(workers) < 1:
-        raise ConfigError(f"workers: must be >= 1, got {workers}")
     name = name or process
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    bounds = np.linspace(0, int(n_events), int(n_files) + 1).astype(np.int64)
+    plan = plan_files(out_dir, name, n_events=n_events, n_files=n_files, workers=workers)
     tasks = [
-        FileTask(str((out / f"{name}_{i}.root").resolve()), process, tuple(sorted(p.items())),
-                 int(seed), i, int(bounds[i]), int(bounds[i + 1]))
-        for i in range(int(n_files))
-    ]  # fmt: skip
+        FileTask(str(path.resolve()), process, tuple(sorted(p.items())), int(seed), i, lo, hi)
+        for i, (path, lo, hi) in enumerate(plan)
+    ]
     t0 = time.perf_counter()
     n_proc = min(int(workers), len(tasks))
     if n_proc == 1:

@@ -17,7 +17,6 @@ The exit code column is what ``adcoffea process`` returns for that fileset (3: e
 from __future__ import annotations
 
 import argparse
-import itertools
 import shutil
 import sys
 import tempfile
@@ -26,45 +25,18 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
-import uproot
+
+from adcoffea.synthetic.corrupt import overwrite_basket, read_nano, truncate_in_basket, write_nano
 
 N = 1500
 CHUNK = 500
-
-
-def write_nano(path: Path, arrays: dict, *, rename: dict | None = None, n_baskets: int = 1):
-    rename = rename or {}
-    flat = {k: v for k, v in arrays.items() if not k.startswith("FatJet_")}
-    jets = {rename.get(k, k)[7:]: v for k, v in arrays.items() if k.startswith("FatJet_")}
-    edges = np.linspace(0, len(arrays["event"]), n_baskets + 1).astype(int)
-    with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
-        for lo, hi in itertools.pairwise(edges):
-            chunk = {k: np.asarray(v[lo:hi]) for k, v in flat.items()}
-            chunk["FatJet"] = ak.zip({k: v[lo:hi] for k, v in jets.items()})
-            if "Events" not in f:
-                f.mktree(
-                    "Events",
-                    {k: v.dtype if k != "FatJet" else v.type for k, v in chunk.items()},
-                    counter_name=lambda c: "n" + c,
-                    field_name=lambda o, i: f"{o}_{i}",
-                )
-            f["Events"].extend(chunk)
-    return path
-
-
-def basket_seek(path: Path, branch: str, i: int = 0) -> int:
-    with uproot.open(path) as f:
-        return int(f["Events"][branch].member("fBasketSeek")[i])
 
 
 def build(d: Path) -> tuple[Path, dict[str, str]]:
     from adcoffea.synthetic import generate
 
     gen = generate("qcd", n_events=2 * N, seed=11, out_dir=d / "gen", n_files=2, name="qcd")
-    with uproot.open(gen.files[1]) as f:
-        t = f["Events"]
-        names = ["event", "run", "luminosityBlock", "genWeight", *t.keys(filter_name="FatJet_*")]
-        arrays = t.arrays(names, how=dict)
+    arrays = read_nano(gen.files[1])
     good = write_nano(d / "good.root", arrays, n_baskets=2)
     bad: dict[str, str] = {}
     bad["missing file"] = str(d / "missing.root")
@@ -74,17 +46,8 @@ def build(d: Path) -> tuple[Path, dict[str, str]]:
     t = d / "not_root.root"
     t.write_text("this is a text file\n" * 100)
     bad["not ROOT"] = str(t)
-    tr = d / "truncated.root"
-    shutil.copy(good, tr)
-    with open(tr, "r+b") as f:
-        f.truncate(basket_seek(good, "FatJet_pt") + 100)
-    bad["truncated"] = str(tr)
-    c = d / "corrupt_basket.root"
-    shutil.copy(good, c)
-    with open(c, "r+b") as f:
-        f.seek(basket_seek(good, "FatJet_pt", 1) + 200)
-        f.write(bytes(range(256)) * 2)
-    bad["corrupt 2nd basket"] = str(c)
+    bad["truncated"] = str(truncate_in_basket(good, d / "truncated.root"))
+    bad["corrupt 2nd basket"] = str(overwrite_basket(good, d / "corrupt_basket.root", basket=1))
     bad["renamed branch"] = str(
         write_nano(d / "renamed.root", arrays, rename={"FatJet_pt": "FatJet_ptRaw"})
     )

@@ -10,7 +10,6 @@ with an :class:`InputFileError` naming the file.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import shutil
 import sys
@@ -25,9 +24,15 @@ import uproot
 from adcoffea.errors import AdcoffeaError, InputFileError
 from adcoffea.execution import run_processor
 from adcoffea.processors import PROCESSORS, DijetProcessor
+from adcoffea.synthetic.corrupt import (
+    basket_seeks,
+    overwrite_basket,
+    read_nano,
+    truncate_in_basket,
+    write_nano,
+)
 
 N_PER_FILE = 1500
-COPY_BRANCHES = ("event", "run", "luminosityBlock", "genWeight")
 
 
 @pytest.fixture(scope="module")
@@ -37,40 +42,6 @@ def good_files(tmp_path_factory) -> list[str]:
     out = tmp_path_factory.mktemp("bad_input_good")
     gen = generate("qcd", n_events=2 * N_PER_FILE, seed=11, out_dir=out, n_files=2, name="qcd")
     return [str(f) for f in gen.files]
-
-
-def _read_nano(path: str) -> dict[str, np.ndarray | ak.Array]:
-    with uproot.open(path) as f:
-        t = f["Events"]
-        names = [*COPY_BRANCHES, *(k for k in t.keys(filter_name="FatJet_*"))]
-        return t.arrays(names, how=dict)
-
-
-def write_nano(path: Path, arrays: dict, *, drop: tuple[str, ...] = (), n_baskets: int = 1) -> Path:
-    """Write NanoAOD-style branches (``nFatJet`` counter, ``FatJet_x``), ``n_baskets`` baskets."""
-    flat = {k: v for k, v in arrays.items() if not k.startswith("FatJet_") and k not in drop}
-    jets = {k[7:]: v for k, v in arrays.items() if k.startswith("FatJet_") and k not in drop}
-    n = len(arrays["event"])
-    edges = np.linspace(0, n, n_baskets + 1).astype(int)
-    with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
-        for lo, hi in itertools.pairwise(edges):
-            chunk = {k: np.asarray(v[lo:hi]) for k, v in flat.items()}
-            chunk["FatJet"] = ak.zip({k: v[lo:hi] for k, v in jets.items()})
-            if "Events" not in f:
-                f.mktree(
-                    "Events",
-                    {k: v.dtype if k != "FatJet" else v.type for k, v in chunk.items()},
-                    counter_name=lambda counted: "n" + counted,
-                    field_name=lambda outer, inner: f"{outer}_{inner}",
-                )
-            f["Events"].extend(chunk)
-    return path
-
-
-def _basket_seeks(path: Path, branch: str) -> list[int]:
-    with uproot.open(path) as f:
-        b = f["Events"][branch]
-        return [int(x) for x in b.member("fBasketSeek")[: b.num_baskets]]
 
 
 def _processor():
@@ -95,22 +66,14 @@ def _selected(out) -> float:
 @pytest.fixture(scope="module")
 def cases(good_files, tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("bad_input_cases")
-    arrays = _read_nano(good_files[1])
+    arrays = read_nano(good_files[1])
     ok = write_nano(d / "ok.root", arrays, n_baskets=2)
     out = {"ok": ok, "missing": d / "does_not_exist.root"}
 
     # truncated inside the FatJet_pt basket: the header and tree metadata still open
-    out["truncated"] = d / "truncated.root"
-    shutil.copy(ok, out["truncated"])
-    with open(out["truncated"], "r+b") as f:
-        f.truncate(_basket_seeks(ok, "FatJet_pt")[0] + 100)
-
+    out["truncated"] = truncate_in_basket(ok, d / "truncated.root")
     # bytes overwritten inside the (compressed) payload of FatJet_pt's first basket
-    out["corrupt"] = d / "corrupt.root"
-    shutil.copy(ok, out["corrupt"])
-    with open(out["corrupt"], "r+b") as f:
-        f.seek(_basket_seeks(ok, "FatJet_pt")[0] + 200)
-        f.write(bytes(range(256)) * 2)
+    out["corrupt"] = overwrite_basket(ok, d / "corrupt.root")
 
     out["no_pt"] = write_nano(d / "no_pt.root", arrays, drop=("FatJet_pt",))
     out["empty"] = write_nano(d / "empty.root", {k: v[:0] for k, v in arrays.items()})
@@ -171,15 +134,11 @@ def test_real_empty_nanoaod(nanoaod_dir, cases):
 
 def test_only_the_corrupt_basket_fails(cases, tmp_path):
     """Corruption in the second basket loses exactly the chunks that read it."""
-    path = tmp_path / "second_basket.root"
-    shutil.copy(cases["ok"], path)
-    seeks = _basket_seeks(path, "FatJet_pt")
-    with uproot.open(path) as f:
+    seeks = basket_seeks(cases["ok"], "FatJet_pt")
+    with uproot.open(cases["ok"]) as f:
         offsets = list(f["Events"]["FatJet_pt"].member("fBasketEntry")[:3])
     assert len(seeks) == 2 and offsets[1] == N_PER_FILE // 2
-    with open(path, "r+b") as f:
-        f.seek(seeks[1] + 200)
-        f.write(bytes(range(256)) * 2)
+    path = overwrite_basket(cases["ok"], tmp_path / "second_basket.root", basket=1)
     res = _run([path], chunksize=250)
     r = res.report
     bad = sorted((f.entry_start, f.entry_stop) for f in r.failures)
@@ -383,7 +342,7 @@ def _set_leading_jet(arrays: dict, field: str, events: np.ndarray, value: float)
 def nonfinite_file(good_files, cases, tmp_path_factory):
     """The 'ok' file with NaN masses in 7 and infinite pt in 5 selected events."""
     clean = _run([cases["ok"]], chunksize=N_PER_FILE)
-    arrays = _read_nano(good_files[1])
+    arrays = read_nano(good_files[1])
     with uproot.open(cases["ok"]) as f:
         events = f["Events"].arrays(["FatJet_pt", "FatJet_eta"], how=dict)
     pt, eta = events["FatJet_pt"], events["FatJet_eta"]
@@ -536,7 +495,7 @@ def _with_fake_bundle(monkeypatch, tmp_path, model) -> tuple[tuple[str, str], ..
 def test_branches_models_need_are_checked_in_preflight(
     cases, good_files, tmp_path, monkeypatch, model, drop, reason
 ):
-    bad = write_nano(tmp_path / "lacking.root", _read_nano(good_files[1]), drop=drop)
+    bad = write_nano(tmp_path / "lacking.root", read_nano(good_files[1]), drop=drop)
     proc = DijetProcessor(bundles=_with_fake_bundle(monkeypatch, tmp_path, model))
     if drop:  # the good file has the branch: only the bad one fails, as a whole file
         r = run_processor(
@@ -719,7 +678,7 @@ def test_truncated_file_whose_baskets_survive_is_flagged(cases, tmp_path):
     with uproot.open(path) as f:
         end = f.file.fEND
         t = f["Events"]
-        needed = [*_basket_seeks(path, "FatJet_pt"), *_basket_seeks(path, "event")]
+        needed = [*basket_seeks(path, "FatJet_pt"), *basket_seeks(path, "event")]
         last = max(
             int(b.member("fBasketSeek")[i]) + int(b.basket_compressed_bytes(i))
             for b in t.values()

@@ -102,34 +102,32 @@ def _n_chunks(run) -> int:
 def test_resume_skips_completed_chunks(fileset, iterative_run, tmp_path, monkeypatch):
     ckpt = tmp_path / "ckpt"
     qcd_only = {"qcd": fileset["qcd"]}
-    clean = run_processor(
-        qcd_only, DijetProcessor(), executor="iterative", chunksize=CHUNK, status=False
-    )
-    # interrupted on the 3rd chunk of the first file: 2 chunks checkpointed
-    monkeypatch.setenv("ADC_TEST_CRASH_AT", str(2 * 375))
-    with pytest.raises(KeyboardInterrupt):
-        run_processor(
+
+    def crashing_run(**kw):
+        """The checkpointed run of every step below (a fresh processor each time)."""
+        return run_processor(
             qcd_only,
             CrashingDijet(),
             executor="iterative",
             chunksize=CHUNK,
             status=False,
             checkpoint_dir=ckpt,
+            **kw,
         )
+
+    clean = run_processor(
+        qcd_only, DijetProcessor(), executor="iterative", chunksize=CHUNK, status=False
+    )
+    # interrupted on the 3rd chunk of the first file: 2 chunks checkpointed
+    monkeypatch.setenv("ADC_TEST_CRASH_AT", str(2 * 375))
+    with pytest.raises(KeyboardInterrupt):
+        crashing_run()
     saved = sorted(p.name for p in ckpt.rglob("*.npz"))
     assert saved == ["0-375.npz", "375-750.npz"]
     assert not list(ckpt.rglob("*.tmp"))
 
     monkeypatch.delenv("ADC_TEST_CRASH_AT")
-    resumed = run_processor(
-        qcd_only,
-        CrashingDijet(),
-        executor="iterative",
-        chunksize=CHUNK,
-        status=False,
-        checkpoint_dir=ckpt,
-        keep_checkpoints=True,
-    )
+    resumed = crashing_run(keep_checkpoints=True)
     assert resumed.report.resumed_chunks == 2
     assert resumed.report.events_processed == resumed.report.events_total == N_EVENTS
     assert resumed.output["cutflow"] == clean.output["cutflow"]
@@ -137,14 +135,7 @@ def test_resume_skips_completed_chunks(fileset, iterative_run, tmp_path, monkeyp
 
     # a third run is served entirely from checkpoints, even if processing would crash
     monkeypatch.setenv("ADC_TEST_CRASH_AT", "0")
-    again = run_processor(
-        qcd_only,
-        CrashingDijet(),
-        executor="iterative",
-        chunksize=CHUNK,
-        status=False,
-        checkpoint_dir=ckpt,
-    )
+    again = crashing_run()
     assert again.report.resumed_chunks == again.report.chunks_processed == 8
     assert_same_hists(again.output["hists"], clean.output["hists"])
     # a complete run without failures cleans up after itself ...
@@ -152,25 +143,10 @@ def test_resume_skips_completed_chunks(fileset, iterative_run, tmp_path, monkeyp
     # ... and resume=False never reads old checkpoints
     monkeypatch.setenv("ADC_TEST_CRASH_AT", "375")
     with pytest.raises(KeyboardInterrupt):
-        run_processor(
-            qcd_only,
-            CrashingDijet(),
-            executor="iterative",
-            chunksize=CHUNK,
-            status=False,
-            checkpoint_dir=ckpt,
-        )
+        crashing_run()
     monkeypatch.setenv("ADC_TEST_CRASH_AT", "0")
     with pytest.raises(KeyboardInterrupt):
-        run_processor(
-            qcd_only,
-            CrashingDijet(),
-            executor="iterative",
-            chunksize=CHUNK,
-            status=False,
-            checkpoint_dir=ckpt,
-            resume=False,
-        )
+        crashing_run(resume=False)
     assert not list(ckpt.rglob("*.npz"))
 
 

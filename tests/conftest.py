@@ -16,6 +16,30 @@ with contextlib.suppress(ImportError):
     import XRootD.client  # noqa: F401
 
 
+def _pin_xdist_worker() -> None:
+    """Give each pytest-xdist worker its own share of the cores (``-n N``).
+
+    adcoffea sizes its torch/OpenMP thread pools and executors from the cores a process may
+    run on (``threads.available_cores``, the affinity mask). Unpinned, every worker would see
+    all cores and N workers would oversubscribe them N-fold (a training that takes seconds
+    alone took minutes that way); pinned, ``workers x threads <= cores`` holds for the suite
+    as for a run.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < count:
+        return
+    i = int(worker[2:])
+    share = cores[i * len(cores) // count : (i + 1) * len(cores) // count]
+    os.sched_setaffinity(0, share)
+
+
+_pin_xdist_worker()
+
+
 def _find_shared() -> Path:
     """``shared/data`` next to the checkout (or any parent), or ``$ADCOFFEA_SHARED_DATA``."""
     env = os.environ.get("ADCOFFEA_SHARED_DATA")

@@ -56,6 +56,12 @@ class SampleConfig(_Strict):
     params: dict[str, float] = Field(
         default_factory=dict, description="process parameters, e.g. m_wprime, m_x, r_inv (GeV)"
     )
+    cross_section: float | None = Field(
+        default=None,
+        gt=0,
+        description="pb; default: the process's nominal cross section "
+        "(adcoffea.normalisation.NOMINAL_CROSS_SECTION_PB)",
+    )
 
 
 class SyntheticConfig(_Strict):
@@ -82,11 +88,24 @@ class DatasetsConfig(_Strict):
     signal: list[str] = Field(
         default_factory=list, description="datasets used as signal templates (truth-labelled)"
     )
+    cross_sections: dict[str, float] = Field(
+        default_factory=dict,
+        description="fileset datasets: cross section in pb per dataset (else the fileset "
+        "metadata's 'cross_section'); synthetic samples give theirs in samples[].cross_section",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetsConfig:
         if (self.synthetic is None) == (self.fileset is None):
             raise ValueError("give exactly one of 'synthetic' or 'fileset'")
+        if self.synthetic is not None and self.cross_sections:
+            raise ValueError(
+                "cross_sections is for fileset datasets; a synthetic sample takes its own "
+                "(samples[].cross_section)"
+            )
+        bad = {k: v for k, v in self.cross_sections.items() if not v > 0}
+        if bad:
+            raise ValueError(f"cross_sections must be positive (pb), got {bad}")
         return self
 
 
@@ -349,6 +368,30 @@ class LimitsConfig(_Strict):
         description="mu = 1 for a signal template: this many selected signal events before "
         "the anomaly cut (the template's region efficiency is applied)",
     )
+    unit: Literal["mu", "fb"] = Field(
+        default="mu",
+        description="'fb': signal templates normalised to cross section x luminosity / sum of "
+        "generator weights, limits quoted as sigma x B in fb (and mu); 'mu': mu = 1 is "
+        "reference_events",
+    )
+    luminosity: float | None = Field(
+        default=None, gt=0, description="integrated luminosity in fb^-1 (unit 'fb')"
+    )
+    luminosity_uncertainty: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="relative; a normsys 'lumi' on the signal (unit 'fb')",
+    )
+    signal_stat_uncertainty: bool = Field(
+        default=True,
+        description="signal templates: their MC statistical uncertainty as a staterror",
+    )
+    diagnostics: bool = Field(
+        default=True,
+        description="signal templates: nuisance-parameter pulls, impacts on mu and pre-/post-fit "
+        "yields",
+    )
     cl: float = Field(default=0.95, gt=0, lt=1)
     calculator: Literal["asymptotics", "toybased"] = "asymptotics"
 
@@ -358,6 +401,27 @@ class LimitsConfig(_Strict):
             bad = [m for m in getattr(self, key) if m <= 0]
             if bad:
                 raise ValueError(f"{key} must be positive masses in GeV, got {bad}")
+        return self
+
+    @model_validator(mode="after")
+    def _units(self) -> LimitsConfig:
+        if self.unit == "fb":
+            if self.luminosity is None:
+                raise ValueError(
+                    "limits.luminosity: required when limits.unit is 'fb' (the integrated "
+                    "luminosity in fb^-1)"
+                )
+            if "reference_events" in self.model_fields_set:
+                raise ValueError(
+                    "limits.reference_events: not used when limits.unit is 'fb' (the signal "
+                    "is normalised to cross section x luminosity); remove it"
+                )
+        else:
+            extra = [
+                k for k in ("luminosity", "luminosity_uncertainty") if k in self.model_fields_set
+            ]
+            if extra:
+                raise ValueError(f"limits.{extra[0]}: only used with limits.unit: fb")
         return self
 
 
@@ -481,6 +545,21 @@ class AnalysisConfig(_Strict):
             and self.limits.region not in names
         ):
             raise ValueError(f"limits.region {self.limits.region!r} is not a region {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _cross_sections(self) -> AnalysisConfig:
+        if self.limits is None or self.limits.unit != "fb":
+            return self
+        from adcoffea.normalisation import missing_cross_sections
+
+        missing = missing_cross_sections(self)
+        if missing:
+            raise ValueError(
+                f"datasets.cross_sections.{missing[0]}: signal dataset {missing[0]!r} has no "
+                "cross section (pb), needed for limits.unit 'fb'; give it there or as "
+                "'cross_section' in the fileset metadata"
+            )
         return self
 
     @model_validator(mode="after")

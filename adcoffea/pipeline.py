@@ -205,7 +205,13 @@ def run(
         with timer.stage("statistics"):
             from adcoffea.statistics import run_statistics
 
-            stats = run_statistics(cfg, hists, data_names, out_dir=out_dir)
+            norm = None
+            if cfg.limits is not None and cfg.limits.unit == "fb":
+                from adcoffea.normalisation import normalisations
+
+                # sigma x L / sum of generator weights, per signal template
+                norm = normalisations(cfg, run_out.output.get("normalisation", {}), fileset)
+            stats = run_statistics(cfg, hists, data_names, out_dir=out_dir, normalisation=norm)
 
     result = SearchResult(
         name=cfg.name,

@@ -63,6 +63,7 @@ def write_processed(run_out: Any, out_dir: Path) -> None:
         {
             "cutflow": run_out.output.get("cutflow", {}),
             "weighted": run_out.output.get("cutflow_weighted", {}),
+            "normalisation": run_out.output.get("normalisation", {}),
             "report": run_out.report.to_dict(),
         },
     )

@@ -340,30 +340,71 @@ def build_report(out_dir: Path, result: SearchResult) -> _Doc:
         if lim.fit_function_uncertainty is not None:
             d.p(f"Fit-function uncertainty: {lim.fit_function_uncertainty.description}.")
         trows: list[list[Any]] = []
+        fb = lim.unit == "fb"
         for s, t in lim.templates.items():
             if t.limit is None:
-                trows.append([s, "failed (see results.json)", None, None, None])
+                trows.append([s, "failed (see results.json)", None, None, None, None])
                 continue
-            ref = float(t.reference_events or 0.0)
+            unit = t.cross_section_fb if fb else float(t.reference_events or 0.0)
+            stat = t.limit_stat_only
             trows.append(
                 [
                     s,
                     t.limit.observed,
                     t.limit.expected_median,
-                    t.signal_efficiency,
-                    t.limit.observed * ref,
+                    t.limit.observed * (unit or 0.0),
+                    t.limit.expected_median * (unit or 0.0),
+                    None if stat is None else stat.expected_median * (unit or 0.0),
                 ]
             )
         if trows:
+            what = "σ × B [fb]" if fb else "events before cut"
             d.table(
                 [
                     "signal template",
                     "observed μ",
                     "expected μ",
-                    "region efficiency",
-                    "observed limit (events before cut)",
+                    f"observed {what}",
+                    f"expected {what}",
+                    f"expected {what}, statistics only",
                 ],
                 trows,
+            )
+        for s, t in lim.templates.items():
+            if t.modifiers:
+                d.p(
+                    f"Modifiers of {s}: "
+                    + ", ".join(f"{n} ({kind})" for n, kind in t.modifiers)
+                    + "."
+                )
+            diag = t.diagnostics
+            if diag is None:
+                continue
+            d.p(
+                f"Fit of {s} to the data: μ̂ = {diag.mu_hat:.3g} ± {diag.mu_error:.2g}; "
+                "impacts on μ (post-fit ±1σ refits), largest first:"
+            )
+            pulls = {p.name: p for p in diag.pulls}
+            d.table(
+                ["nuisance parameter", "pull", "constraint", "Δμ (+1σ)", "Δμ (−1σ)"],
+                [
+                    [
+                        i.name,
+                        pulls[i.name].pull,
+                        pulls[i.name].constraint,
+                        i.postfit_up,
+                        i.postfit_down,
+                    ]
+                    for i in diag.impacts[:10]
+                ],
+            )
+            d.table(
+                ["channel", "sample", "pre-fit", "±", "post-fit", "±"],
+                [
+                    [y.channel, y.sample, y.prefit, y.prefit_error, y.postfit, y.postfit_error]
+                    for y in diag.yields
+                ]
+                + [[ch, "data", n, None, n, None] for ch, n in diag.data.items()],
             )
         scan = lim.mass_scan or ()
         if scan:
@@ -372,6 +413,7 @@ def build_report(out_dir: Path, result: SearchResult) -> _Doc:
                 ["m [GeV]"]
                 + (["m_X [GeV]"] if has_x else [])
                 + ["observed (events)", "expected (events)"]
+                + (["observed σ × B [fb]", "expected σ × B [fb]"] if fb else [])
             )
             d.table(
                 head,
@@ -381,6 +423,11 @@ def build_report(out_dir: Path, result: SearchResult) -> _Doc:
                         *([p.mass_x] if has_x else []),
                         p.observed_events if p.ok else "failed (see results.json)",
                         p.expected_events[2] if p.ok and p.expected_events else "–",
+                        *(
+                            [p.observed_fb, p.expected_fb[2] if p.expected_fb else None]
+                            if fb
+                            else []
+                        ),
                     ]
                     for p in scan
                 ],

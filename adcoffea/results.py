@@ -41,12 +41,14 @@ if TYPE_CHECKING:
     from adcoffea.execution import RunReport
     from adcoffea.fits.background import FitResult
     from adcoffea.fits.bumphunter import BumpHunterResult
+    from adcoffea.fits.diagnostics import FitDiagnostics
     from adcoffea.fits.order import OrderSelection
     from adcoffea.fits.refit import RefitDecision
     from adcoffea.fits.uncertainty import FitFunctionUncertainty
     from adcoffea.fits.workspace import LimitResult
     from adcoffea.hunt.result import HuntResult  # type: ignore[import-not-found,unused-ignore]
     from adcoffea.models.evaluate import RocResult, SculptingResult
+    from adcoffea.normalisation import SampleNormalisation
 
 __all__ = [
     "EvaluationResult",
@@ -402,9 +404,15 @@ class TemplateLimit:
         limit: the limit on mu (None if it failed).
         error: the failure's message (None if it succeeded).
         signal_efficiency: fraction of the template's inclusive events in the limit region.
-        reference_events: selected signal events (before the cut) that mu = 1 stands for.
-        fit_function_nuisance: whether its workspace has the ``fit_function`` nuisance
-            parameter (None: not recorded).
+        reference_events: selected signal events (before the cut) that mu = 1 stands for
+            (``limits.unit: mu``).
+        fit_function_nuisance: whether its workspace has the ``fit_function_<region>``
+            nuisance parameter (None: not recorded).
+        normalisation: cross section, luminosity and sum of generator weights that mu = 1
+            stands for (``limits.unit: fb``).
+        limit_stat_only: the limit with every nuisance parameter removed (statistics only).
+        modifiers: ``(name, type)`` of every modifier of its workspace.
+        diagnostics: pulls, impacts on mu and pre-/post-fit yields (``limits.diagnostics``).
     """
 
     workspace: Path
@@ -413,25 +421,48 @@ class TemplateLimit:
     signal_efficiency: float | None = None
     reference_events: float | None = None
     fit_function_nuisance: bool | None = None
+    normalisation: SampleNormalisation | None = None
+    limit_stat_only: LimitResult | None = None
+    modifiers: tuple[tuple[str, str], ...] = ()
+    diagnostics: FitDiagnostics | None = None
+
+    @property
+    def cross_section_fb(self) -> float | None:
+        """sigma x B (fb) that mu = 1 stands for (None unless normalised to a cross section)."""
+        return None if self.normalisation is None else self.normalisation.cross_section_fb
 
     def to_dict(self) -> dict[str, Any]:
-        extra = (
+        extra: dict[str, Any] = (
             {}
             if self.fit_function_nuisance is None
             else {"fit_function_nuisance": self.fit_function_nuisance}
         )
+        if self.modifiers:
+            extra["modifiers"] = [{"name": n, "type": t} for n, t in self.modifiers]
         if self.limit is None:
             return {"error": self.error, "workspace": str(self.workspace), **extra}
-        ref = float(self.reference_events or 0.0)
-        return {
-            **extra,
-            **self.limit.to_dict(),
-            "signal_efficiency": self.signal_efficiency,
-            "reference_events": self.reference_events,
-            "observed_events_before_cut": self.limit.observed * ref,
-            "expected_events_before_cut": self.limit.expected_median * ref,
-            "workspace": str(self.workspace),
-        }
+        out: dict[str, Any] = {**extra, **self.limit.to_dict()}
+        out["signal_efficiency"] = self.signal_efficiency
+        if self.reference_events is not None:
+            ref = float(self.reference_events)
+            out["reference_events"] = ref
+            out["observed_events_before_cut"] = self.limit.observed * ref
+            out["expected_events_before_cut"] = self.limit.expected_median * ref
+        xs = self.cross_section_fb
+        if xs is not None and self.normalisation is not None:
+            out["normalisation"] = self.normalisation.to_dict()
+            out["observed_fb"] = self.limit.observed * xs
+            out["expected_fb"] = [e * xs for e in self.limit.expected]
+        if self.limit_stat_only is not None:
+            stat = self.limit_stat_only.to_dict()
+            if xs is not None:
+                stat["observed_fb"] = self.limit_stat_only.observed * xs
+                stat["expected_fb"] = [e * xs for e in self.limit_stat_only.expected]
+            out["stat_only"] = stat
+        if self.diagnostics is not None:
+            out["diagnostics"] = self.diagnostics.to_dict()
+        out["workspace"] = str(self.workspace)
+        return to_jsonable(out)
 
 
 @dataclass(frozen=True)
@@ -444,6 +475,12 @@ class MassPoint:
         observed_events: observed limit (None if it failed).
         expected_events: expected limit at -2, -1, 0, +1, +2 sigma.
         error: the failure's message, if it failed.
+        signal_efficiency: (``limits.unit: fb``) selection x region efficiency of a signal of
+            this mass, interpolated linearly in mass between the signal templates (constant
+            beyond them).
+        observed_fb: observed limit on sigma x B (fb): the Gaussian's selected events over
+            luminosity x efficiency.
+        expected_fb: expected limits on sigma x B (fb) at -2 .. +2 sigma.
     """
 
     mass: float
@@ -451,6 +488,9 @@ class MassPoint:
     observed_events: float | None = None
     expected_events: tuple[float, ...] | None = None
     error: str | None = None
+    signal_efficiency: float | None = None
+    observed_fb: float | None = None
+    expected_fb: tuple[float, ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -466,6 +506,10 @@ class MassPoint:
             return out
         out["observed_events"] = self.observed_events
         out["expected_events"] = list(self.expected_events or ())
+        if self.observed_fb is not None:
+            out["signal_efficiency"] = self.signal_efficiency
+            out["observed_fb"] = self.observed_fb
+            out["expected_fb"] = list(self.expected_fb or ())
         return out
 
 
@@ -480,6 +524,8 @@ class LimitsResult:
         templates: signal template dataset -> its limit.
         mass_scan: the Gaussian-signal scan (None unless ``limits.masses``).
         fit_function_uncertainty: the fit-function uncertainty every workspace includes.
+        unit: ``fb`` (sigma x B, with mu) or ``mu`` (mu = 1 is ``reference_events``).
+        luminosity_fb: the integrated luminosity (``fb``).
     """
 
     region: str
@@ -488,14 +534,19 @@ class LimitsResult:
     templates: Mapping[str, TemplateLimit] = field(default_factory=dict)
     mass_scan: tuple[MassPoint, ...] | None = None
     fit_function_uncertainty: FitUncertaintyStatement | None = None
+    unit: str = "mu"
+    luminosity_fb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "region": self.region,
             "cl": self.cl,
+            "unit": self.unit,
             "templates": {s: t.to_dict() for s, t in self.templates.items()},
             "background": self.background,
         }
+        if self.luminosity_fb is not None:
+            out["luminosity_fb"] = self.luminosity_fb
         if self.fit_function_uncertainty is not None:
             out["fit_function_uncertainty"] = self.fit_function_uncertainty.to_dict()
         if self.mass_scan is not None:

@@ -27,16 +27,26 @@ For each score region the 'data' spectrum (the sum of the data datasets) is
 
 and CLs upper limits are set in the limit region (by default the last, most selective one)
 on the signal templates (``datasets.signal``) and on Gaussian signals versus mass, with the
-fit-function uncertainty as a ``histosys`` nuisance parameter ``fit_function`` in every
-workspace of a fitted background. Each scan and limit states the fit-function uncertainty it
-includes (:class:`adcoffea.results.FitUncertaintyStatement`).
+fit-function uncertainty as a ``histosys`` nuisance parameter ``fit_function_<region>`` in
+every workspace of a fitted background. Each scan and limit states the fit-function
+uncertainty it includes (:class:`adcoffea.results.FitUncertaintyStatement`).
+
+With ``limits.unit: fb`` a template is normalised to cross section x luminosity / sum of
+generator weights (:mod:`adcoffea.normalisation`): mu = 1 is its cross section, and the limit
+is also quoted as sigma x B in fb. The Gaussian mass scan is converted to fb with the
+selection x region efficiency of the templates, interpolated in mass. Templates carry a
+luminosity ``normsys`` (``limits.luminosity_uncertainty``) and their MC statistics as a
+``staterror`` (``limits.signal_stat_uncertainty``), are also limited without any nuisance
+parameter (the statistics-only limit), and get fit diagnostics (pulls, impacts on mu, pre-
+and post-fit yields; ``limits.diagnostics``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,6 +63,9 @@ from adcoffea.results import (
     StatisticsResult,
     TemplateLimit,
 )
+
+if TYPE_CHECKING:
+    from adcoffea.normalisation import SampleNormalisation
 
 log = logging.getLogger(__name__)
 #: the note of a region that no data event enters
@@ -95,9 +108,18 @@ def efficiency_background(incl: np.ndarray, region: np.ndarray) -> tuple[np.ndar
 
 
 def run_statistics(
-    cfg: AnalysisConfig, hists: dict[str, Any], data_names: list[str], *, out_dir: Path
+    cfg: AnalysisConfig,
+    hists: dict[str, Any],
+    data_names: list[str],
+    *,
+    out_dir: Path,
+    normalisation: Mapping[str, SampleNormalisation] | None = None,
 ) -> StatisticsResult:
-    """Fit, scan and set limits; write plots and workspaces under ``out_dir``."""
+    """Fit, scan and set limits; write plots and workspaces under ``out_dir``.
+
+    ``normalisation`` (per signal dataset, :func:`adcoffea.normalisation.normalisations`) is
+    needed with ``limits.unit: fb``.
+    """
     from adcoffea.processing import observable_name
 
     name = observable_name(cfg)
@@ -123,7 +145,13 @@ def run_statistics(
     if cfg.limits is not None:
         region = cfg.limits.region or regions[-1]
         if results[region].note == EMPTY_REGION:
-            limits = LimitsResult(region=region, cl=cfg.limits.cl, background=EMPTY_REGION)
+            limits = LimitsResult(
+                region=region,
+                cl=cfg.limits.cl,
+                background=EMPTY_REGION,
+                unit=cfg.limits.unit,
+                luminosity_fb=cfg.limits.luminosity,
+            )
         else:
             fit = results[region].fit
             unc = results[region].fit_function_uncertainty
@@ -135,6 +163,7 @@ def run_statistics(
                 out_dir,
                 None if fit is None else fit.best,
                 unc if cfg.fit is not None and cfg.fit.function_uncertainty else None,
+                normalisation=normalisation,
             )
     return StatisticsResult(regions=results, limits=limits)
 
@@ -523,8 +552,15 @@ def _two_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
 # --------------------------------------------------------------------------------------
 # limits
 # --------------------------------------------------------------------------------------
-def _limits(cfg, h, data_names, region, out_dir: Path, fit, unc=None) -> LimitsResult:
-    from adcoffea.fits.workspace import build_workspace, upper_limit
+#: a signal template bin below this fraction of its largest bin gets no staterror parameter
+#: (pyhf fixes a gamma without uncertainty): each free parameter slows every fit
+SIGNAL_STAT_MIN_FRACTION = 0.05
+
+
+def _limits(
+    cfg, h, data_names, region, out_dir: Path, fit, unc=None, *, normalisation=None
+) -> LimitsResult:
+    from adcoffea.fits.workspace import build_workspace
     from adcoffea.outputs import write_json
 
     lim = cfg.limits
@@ -535,6 +571,12 @@ def _limits(cfg, h, data_names, region, out_dir: Path, fit, unc=None) -> LimitsR
     inclusive = cfg.regions[0].name
     templates: dict[str, TemplateLimit] = {}
     two_d = counts.ndim == 2
+    fb = lim.unit == "fb"
+    if fb and normalisation is None:
+        raise ConfigError(
+            "limits.unit 'fb' needs the signal normalisation (cross section, luminosity, sum "
+            "of generator weights: adcoffea.normalisation.normalisations)"
+        )
 
     if two_d or fit is None:
         incl = _values(summed(h, data_names, inclusive))
@@ -563,8 +605,8 @@ def _limits(cfg, h, data_names, region, out_dir: Path, fit, unc=None) -> LimitsR
         background = f"{fit.function} fit, {fit.n_params} parameters, eigen-variations as histosys"
         if unc is not None:
             ws_kwargs["fit_function_uncertainty"] = unc
-            background += ", fit-function uncertainty as histosys 'fit_function'"
-            statement = _limit_statement(unc)
+            background += f", fit-function uncertainty as histosys 'fit_function_{region}'"
+            statement = _limit_statement(unc, region)
         else:
             statement = FitUncertaintyStatement(
                 included=False,
@@ -575,38 +617,77 @@ def _limits(cfg, h, data_names, region, out_dir: Path, fit, unc=None) -> LimitsR
         def project(arr: np.ndarray) -> np.ndarray:
             return arr[sl]
 
-    # signal templates: mu = 1 <-> reference_events selected signal events before the cut
+    # every channel is named after its region, so that regions combine (see fits.workspace)
+    ws_kwargs["channel"] = region
+    sig_kwargs: dict[str, Any] = {}
+    if fb and lim.luminosity_uncertainty is not None:
+        sig_kwargs["lumi_uncertainty"] = lim.luminosity_uncertainty
+    # the templates' efficiencies, for the fb conversion of the Gaussian mass scan
+    efficiencies: dict[float, float] = {}
     for sig in cfg.datasets.signal:
         if sig not in h.axes["dataset"]:
             continue
         s_incl = _values(h[{"dataset": sig, "region": inclusive}]).sum()
-        s_reg = _values(h[{"dataset": sig, "region": region}])
+        s_hist = h[{"dataset": sig, "region": region}]
+        s_reg = _values(s_hist)
         if s_incl <= 0:
             continue
-        shape = project(s_reg) / s_incl * lim.reference_events
-        args, kw = _signal_window(shape, d_vec, background_arg, ws_kwargs)
+        norm = None
+        if fb:
+            norm = normalisation.get(sig)
+            if norm is None:
+                raise ConfigError(f"signal dataset {sig!r} has no sum of generator weights")
+            scale = norm.scale  # mu = 1: its cross section
+            mass = _template_mass(cfg, sig)
+            if mass is not None:
+                efficiencies[mass] = float(s_reg.sum() / norm.sum_weights)
+        else:
+            scale = lim.reference_events / s_incl  # mu = 1: reference_events before the cut
+        shape = project(s_reg) * scale
+        kw_sig = dict(sig_kwargs)
+        if lim.signal_stat_uncertainty:
+            err = np.sqrt(np.maximum(project(np.asarray(s_hist.variances(), dtype=float)), 0.0))
+            err = err * scale
+            kw_sig["signal_stat_errors"] = np.where(
+                shape >= SIGNAL_STAT_MIN_FRACTION * shape.max(), err, 0.0
+            )
+        args, kw = _signal_window(shape, d_vec, background_arg, ws_kwargs, kw_sig)
         ws = build_workspace(*args, **kw)
         ws_path = write_json(ws_dir / f"{region}_{sig}.json", ws)
+        common: dict[str, Any] = {
+            "workspace": ws_path,
+            "fit_function_nuisance": _has_fit_function(ws),
+            "normalisation": norm,
+            "modifiers": _modifiers(ws),
+        }
         try:
-            res = upper_limit(ws, cl=lim.cl, calctype=lim.calculator)
+            res, stat_only, diag = _template_limits(lim, ws, args, region)
         except LimitError as err:
             log.warning("limit on %s in %s failed: %s", sig, region, err)
-            templates[sig] = TemplateLimit(
-                workspace=ws_path, error=str(err), fit_function_nuisance=_has_fit_function(ws)
-            )
+            templates[sig] = TemplateLimit(error=str(err), **common)
             continue
         templates[sig] = TemplateLimit(
-            workspace=ws_path,
             limit=res,
             signal_efficiency=float(s_reg.sum() / s_incl),
-            reference_events=lim.reference_events,
-            fit_function_nuisance=_has_fit_function(ws),
+            reference_events=None if fb else lim.reference_events,
+            limit_stat_only=stat_only,
+            diagnostics=diag,
+            **common,
         )
 
     mass_scan = None
     if lim.masses:
         mass_scan = _mass_scan(
-            cfg, data, d_vec, background_arg, ws_kwargs, project, out_dir, region
+            cfg,
+            data,
+            d_vec,
+            background_arg,
+            ws_kwargs,
+            sig_kwargs,
+            project,
+            out_dir,
+            region,
+            efficiencies if fb else None,
         )
     return LimitsResult(
         region=region,
@@ -615,26 +696,75 @@ def _limits(cfg, h, data_names, region, out_dir: Path, fit, unc=None) -> LimitsR
         templates=templates,
         mass_scan=mass_scan,
         fit_function_uncertainty=statement,
+        unit=lim.unit,
+        luminosity_fb=lim.luminosity,
     )
 
 
+def _template_limits(lim, ws: dict, args: tuple, region: str):
+    """The limit, the statistics-only limit and the diagnostics of one template workspace."""
+    from adcoffea.errors import AdcoffeaError
+    from adcoffea.fits.diagnostics import fit_diagnostics
+    from adcoffea.fits.workspace import build_workspace, upper_limit
+
+    # minuit: a staterror adds a parameter per signal bin (see fits.workspace.optimizer)
+    res = upper_limit(ws, cl=lim.cl, calctype=lim.calculator, fit_optimizer="minuit")
+    d, b, s = args
+    bkg = b.background if hasattr(b, "background") else b
+    stat_only = upper_limit(build_workspace(d, bkg, s, channel=region), cl=lim.cl)
+    diag = None
+    if lim.diagnostics:
+        try:
+            diag = fit_diagnostics(ws)
+        except AdcoffeaError as err:
+            log.warning("no fit diagnostics in %s: %s", region, err)
+    return res, stat_only, diag
+
+
+def _template_mass(cfg, dataset: str) -> float | None:
+    """The resonance mass of a signal template: its synthetic parent mass or fileset 'mass'."""
+    syn = cfg.datasets.synthetic
+    if syn is not None:
+        from adcoffea.synthetic.processes import PARENT_PARAM, resolve_params
+
+        sample = next((x for x in syn.samples if x.name == dataset), None)
+        if sample is None or sample.process not in PARENT_PARAM:
+            return None
+        return float(resolve_params(sample.process, sample.params)[PARENT_PARAM[sample.process]])
+    from adcoffea.normalisation import _fileset_metadata
+
+    mass = _fileset_metadata(cfg.datasets.fileset).get(dataset, {}).get("mass")
+    return None if mass is None else float(mass)
+
+
 def _has_fit_function(ws: dict) -> bool:
-    """Whether a workspace carries the ``fit_function`` nuisance parameter."""
+    """Whether a workspace carries a ``fit_function_<channel>`` nuisance parameter."""
     return any(
-        m["name"] == "fit_function"
+        m["name"].startswith("fit_function")
         for ch in ws["channels"]
         for smp in ch["samples"]
         for m in smp["modifiers"]
     )
 
 
-def _limit_statement(unc) -> FitUncertaintyStatement:
+def _modifiers(ws: dict) -> tuple[tuple[str, str], ...]:
+    """``(name, type)`` of every distinct modifier of a workspace, in order of appearance."""
+    seen: dict[str, str] = {}
+    for ch in ws["channels"]:
+        for smp in ch["samples"]:
+            for m in smp["modifiers"]:
+                seen.setdefault(m["name"], m["type"])
+    return tuple(seen.items())
+
+
+def _limit_statement(unc, region: str) -> FitUncertaintyStatement:
     used = [f"{r['function']} ({r['n_params']} par)" for r in unc.alternatives if r["used"]]
     rel = unc.per_bin.sum() / max(float(unc.nominal.sum()), 1e-12)
     return FitUncertaintyStatement(
         included=True,
         description=(
-            f"{unc.method}: one histosys nuisance parameter 'fit_function' (background +- the "
+            f"{unc.method}: one histosys nuisance parameter 'fit_function_{region}' "
+            "(background +- the "
             "largest deviation of "
             + (", ".join(used) if used else "no adequate alternative (zero envelope)")
             + f" from the {unc.n_params}-parameter {unc.function} fit) in every workspace; "
@@ -644,33 +774,53 @@ def _limit_statement(unc) -> FitUncertaintyStatement:
     )
 
 
-def _signal_window(shape, d_vec, background_arg, ws_kwargs):
+def _signal_window(shape, d_vec, background_arg, ws_kwargs, sig_kwargs=None):
     """Arguments of ``build_workspace`` restricted to the bins the signal populates.
 
     For a data-driven (per-bin) background the workspace keeps the bins holding at least
     5 % of the signal's largest bin (about +-2.4 sigma of a Gaussian per axis, ~90 % of the
     signal); a 2D limit over the whole plane would fit hundreds of nuisance parameters for
     no sensitivity. A fit background is kept whole (its histosys variations are defined on
-    the fitted range).
+    the fitted range). ``sig_kwargs`` are the signal's modifiers (per-bin ones are cut too).
     """
+    sig_kwargs = dict(sig_kwargs or {})
     if hasattr(background_arg, "background"):
-        return (d_vec, background_arg, shape), dict(ws_kwargs)
+        return (d_vec, background_arg, shape), {**ws_kwargs, **sig_kwargs}
     keep = shape >= 0.05 * shape.max()
     b = np.asarray(background_arg, dtype=float)[keep]
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"channel": ws_kwargs.get("channel", "SR")}
     err = ws_kwargs.get("bkg_stat_errors")
     if err is not None:
         # one nuisance parameter for the statistical uncertainty of the background estimate
         # in the window (its normalisation, which is what a narrow signal is sensitive to):
         # pyhf's numpy backend needs ~1 s per fit per staterror parameter
         rel = float(np.sqrt(np.sum(np.asarray(err)[keep] ** 2)) / max(b.sum(), 1e-12))
-        kw["bkg_variations"] = {"bkg_estimate_stat": (b * (1.0 - rel), b * (1.0 + rel))}
-    return (d_vec[keep], b, shape[keep]), kw
+        kw["bkg_variations"] = {
+            f"bkg_estimate_stat_{kw['channel']}": (b * (1.0 - rel), b * (1.0 + rel))
+        }
+    if sig_kwargs.get("signal_stat_errors") is not None:
+        sig_kwargs["signal_stat_errors"] = np.asarray(sig_kwargs["signal_stat_errors"])[keep]
+    return (d_vec[keep], b, shape[keep]), {**kw, **sig_kwargs}
 
 
 def _mass_scan(
-    cfg, data, d_vec, background_arg, ws_kwargs, project, out_dir: Path, region
+    cfg,
+    data,
+    d_vec,
+    background_arg,
+    ws_kwargs,
+    sig_kwargs,
+    project,
+    out_dir: Path,
+    region,
+    efficiencies: dict[float, float] | None = None,
 ) -> tuple[MassPoint, ...]:
+    """Limits on Gaussian signals versus mass, in events and (``efficiencies``) in fb.
+
+    ``efficiencies`` maps the templates' masses to their selection x region efficiencies:
+    a Gaussian of ``N`` selected events at mass ``m`` stands for ``sigma x B = N / (L x
+    eff(m))``, ``eff`` interpolated linearly between the templates (constant beyond them).
+    """
     from adcoffea.fits.signal import gaussian_signal
     from adcoffea.fits.workspace import build_workspace, upper_limit
     from adcoffea.plots import save
@@ -698,7 +848,7 @@ def _mass_scan(
             continue
         # Scale the unit-yield shape so that mu ~ O(1): pyhf's mu bounds then fit comfortably.
         norm = max(10.0, 3.0 * np.sqrt(bkg_total * min(1.0, 4 * lim.signal_width)))
-        args, kw = _signal_window(shape * norm, d_vec, background_arg, ws_kwargs)
+        args, kw = _signal_window(shape * norm, d_vec, background_arg, ws_kwargs, sig_kwargs)
         ws = build_workspace(*args, **kw)
         try:
             res = upper_limit(ws, cl=lim.cl, calctype=lim.calculator)
@@ -707,20 +857,38 @@ def _mass_scan(
             points.append(MassPoint(mass=m, mass_x=mx or None, error=str(err)))
             continue
         scale = float(norm * shape.sum())
+        fb: dict[str, Any] = {}
+        if efficiencies:
+            ms = sorted(efficiencies)
+            eff = float(np.interp(m, ms, [efficiencies[k] for k in ms]))
+            if eff > 0:
+                # mu = 1 is `norm` selected events in the region: sigma x B = norm / (L eff)
+                per_mu = norm / (float(lim.luminosity) * eff)
+                fb = {
+                    "signal_efficiency": eff,
+                    "observed_fb": res.observed * per_mu,
+                    "expected_fb": tuple(e * per_mu for e in res.expected),
+                }
         points.append(
             MassPoint(
                 mass=m,
                 mass_x=mx,
                 observed_events=res.observed * scale,
                 expected_events=tuple(e * scale for e in res.expected),
+                **fb,
             )
         )
+    if efficiencies is not None and not efficiencies:
+        log.warning("no signal template with a known mass: the mass scan stays in events")
     good = [p for p in points if p.ok]
+    in_fb = bool(good) and all(p.observed_fb is not None for p in good)
     if good and data.ndim == 1:
         fig = plot_brazil(
             np.array([p.mass for p in good]),
-            np.array([p.observed_events for p in good], dtype=float),
-            np.array([p.expected_events for p in good], dtype=float),
+            np.array([p.observed_fb if in_fb else p.observed_events for p in good], dtype=float),
+            np.array([p.expected_fb if in_fb else p.expected_events for p in good], dtype=float),
+            ylabel=f"{lim.cl:.0%} CL upper limit on "
+            + (r"$\sigma \times B$ [fb]" if in_fb else "signal events"),
         )
         save(fig, out_dir / "plots" / f"limits_{region}.png", dpi=110)
     elif good:

@@ -239,12 +239,13 @@ def test_workspace_has_a_valid_fit_function_nuisance(tmp_path, ffu):
     assert lim.fit_function_uncertainty.included is ffu
     ws = json.loads(t.workspace.read_text())
     mods = {m["name"]: m for m in ws["channels"][0]["samples"][1]["modifiers"]}
-    assert ("fit_function" in mods) is ffu
+    # one fit per region: its nuisance parameters carry the region's name
+    assert ("fit_function_inclusive" in mods) is ffu
     model = pyhf.Workspace(ws).model()  # validates against pyhf's schema
     if ffu:
-        assert mods["fit_function"]["type"] == "histosys"
-        assert "fit_function" in model.config.parameters
-        hi = np.array(mods["fit_function"]["data"]["hi_data"])
+        assert mods["fit_function_inclusive"]["type"] == "histosys"
+        assert "fit_function_inclusive" in model.config.parameters
+        hi = np.array(mods["fit_function_inclusive"]["data"]["hi_data"])
         nominal = np.array(ws["channels"][0]["samples"][1]["data"])
         assert np.all(hi >= nominal) and np.any(hi > nominal)
     d = res.to_dict()["limits"]

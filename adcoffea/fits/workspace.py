@@ -9,6 +9,15 @@ Two background treatments:
   free ``shapefactor`` per bin with the signal region, scaled by a transfer factor (e.g. the
   score-cut efficiency), optionally with a ``normsys`` on the transfer factor.
 
+Signal modifiers: a luminosity ``normsys`` ``lumi`` and the template's MC statistics as a
+``staterror`` (``staterror_<channel>``).
+
+Modifier names say what they are correlated with, so that the workspaces of several regions
+combine (:func:`combine_workspaces`, pyhf's ``Workspace.combine``): ``mu`` and ``lumi`` are
+shared by every channel; what belongs to one channel's background fit or template carries the
+channel's name (``bkg_fit_eig<k>_<channel>``, ``fit_function_<channel>``,
+``staterror_<channel>``), since every region has its own fit.
+
 Limits are asymptotic CLs with the q~mu statistic (pyhf numpy backend, toms748 root finding);
 toys are available through ``calctype="toybased"``.
 
@@ -21,7 +30,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +46,37 @@ from adcoffea.outputs import to_jsonable
 def _pyhf():
     import pyhf
 
-    # upper limits are only reliable with the numpy backend in pyhf 0.7.6
-    pyhf.set_backend("numpy")
+    # upper limits are only reliable with the numpy backend in pyhf 0.7.6 (set_backend
+    # also resets the optimizer: only when needed, so that an :func:`optimizer` block holds)
+    if pyhf.tensorlib.name != "numpy":
+        pyhf.set_backend("numpy")
     return pyhf
+
+
+@contextmanager
+def optimizer(name: str) -> Iterator[Any]:
+    """pyhf (numpy backend) with the ``scipy`` or ``minuit`` optimizer inside the block.
+
+    scipy's SLSQP takes numerical gradients and holds fixed parameters with equality
+    constraints, so its fits slow down with every parameter: a 40-bin workspace with a
+    signal ``staterror`` (9 free, 31 fixed gammas) took 76 s per limit, 13 s with minuit
+    (which also gives the post-fit uncertainties the diagnostics need).
+    """
+    import pyhf
+
+    if name not in ("scipy", "minuit"):
+        raise ConfigError(f"optimizer must be 'scipy' or 'minuit', got {name!r}")
+    before = pyhf.optimizer
+    chosen = (
+        pyhf.optimize.minuit_optimizer(verbose=0)
+        if name == "minuit"
+        else pyhf.optimize.scipy_optimizer()
+    )
+    pyhf.set_backend("numpy", chosen)
+    try:
+        yield pyhf
+    finally:
+        pyhf.set_backend("numpy", before)
 
 
 def _arr(x: Any, name: str, n: int | None = None, *, nonneg: bool = False) -> list[float]:
@@ -97,6 +136,7 @@ def build_workspace(
     bkg_stat_errors: Any | None = None,
     signal_stat_errors: Any | None = None,
     fit_function_uncertainty: Any | None = None,
+    lumi_uncertainty: float | None = None,
     control: Mapping[str, Any] | None = None,
     channel: str = "SR",
     poi: str = "mu",
@@ -111,13 +151,18 @@ def build_workspace(
             its covariance gives ``histosys`` variations unless ``bkg_variations`` is given).
             Ignored (may be ``None``) when ``control`` is given.
         signal: expected signal counts for ``mu = 1``.
-        bkg_variations: ``{name: (up, down)}`` background shapes -> ``histosys`` modifiers.
+        bkg_variations: ``{name: (up, down)}`` background shapes -> ``histosys`` modifiers
+            (named as given; those derived from a :class:`FitResult` are
+            ``bkg_fit_eig<k>_<channel>``).
         bkg_stat_errors: absolute per-bin background template uncertainties -> ``staterror``.
-        signal_stat_errors: same for the signal template (shares the channel's staterror).
+        signal_stat_errors: same for the signal template (shares the channel's staterror; a
+            bin where it is 0 gets no free parameter: pyhf fixes its gamma).
         fit_function_uncertainty: the background's fit-function uncertainty, a
             :class:`~adcoffea.fits.uncertainty.FitFunctionUncertainty` or per-bin absolute
-            values: one ``histosys`` nuisance parameter ``fit_function`` moving all bins
-            together to ``background +- uncertainty`` (down floored at 1e-3 x background).
+            values: one ``histosys`` nuisance parameter ``fit_function_<channel>`` moving all
+            bins together to ``background +- uncertainty`` (down floored at 1e-3 x background).
+        lumi_uncertainty: relative luminosity uncertainty -> ``normsys`` ``lumi`` on the signal
+            (the background is fitted to data and carries none).
         control: data-driven background: ``{"data": CR counts, "transfer": scalar or per-bin
             SR/CR factor, "transfer_rel_unc": optional relative normsys, "signal": optional
             signal counts in the CR for mu = 1}``. SR and CR share a ``shapefactor``.
@@ -140,10 +185,18 @@ def build_workspace(
     channels: list[dict] = []
     observations = [{"name": channel, "data": obs}]
     sig_mods: list[dict] = [{"name": poi, "type": "normfactor", "data": None}]
+    if lumi_uncertainty is not None:
+        u = float(lumi_uncertainty)
+        if not 0.0 < u < 1.0:
+            raise ConfigError(f"lumi_uncertainty must lie in (0, 1), got {lumi_uncertainty!r}")
+        sig_mods.append({"name": "lumi", "type": "normsys", "data": {"hi": 1.0 + u, "lo": 1.0 - u}})
     if control is None:
         if isinstance(background, FitResult):
             if bkg_variations is None:
-                bkg_variations = fit_variations(background)
+                # one fit per channel: its eigen-variations are the channel's own
+                bkg_variations = {
+                    f"{k}_{channel}": v for k, v in fit_variations(background).items()
+                }
             background = background.background
         bkg = _arr(background, "background", n)
         if min(bkg) <= 0:
@@ -161,7 +214,9 @@ def build_workspace(
                 }
             )
         if fit_function_uncertainty is not None:
-            bkg_mods.append(_fit_function_modifier(fit_function_uncertainty, np.asarray(bkg), n))
+            bkg_mods.append(
+                _fit_function_modifier(fit_function_uncertainty, np.asarray(bkg), n, channel)
+            )
         if bkg_stat_errors is not None:
             bkg_mods.append(
                 {
@@ -232,8 +287,8 @@ def build_workspace(
     return ws
 
 
-def _fit_function_modifier(unc: Any, bkg: np.ndarray, n: int) -> dict:
-    """``histosys`` 'fit_function' from a FitFunctionUncertainty or per-bin sigma."""
+def _fit_function_modifier(unc: Any, bkg: np.ndarray, n: int, channel: str) -> dict:
+    """``histosys`` 'fit_function_<channel>' from a FitFunctionUncertainty or per-bin sigma."""
     if hasattr(unc, "per_bin") and hasattr(unc, "nominal"):
         if len(unc.per_bin) != n:
             raise ConfigError(
@@ -248,7 +303,7 @@ def _fit_function_modifier(unc: Any, bkg: np.ndarray, n: int) -> dict:
     up = bkg + sigma
     down = np.maximum(bkg - sigma, 1e-3 * bkg)
     return {
-        "name": "fit_function",
+        "name": f"fit_function_{channel}",
         "type": "histosys",
         "data": {
             "hi_data": _arr(up, "fit_function up", n),
@@ -265,6 +320,33 @@ def validate_workspace(ws: dict) -> None:
         pyhf.Workspace(ws).model()
     except Exception as err:  # pyhf raises several exception types
         raise ConfigError(f"invalid pyhf workspace: {err}") from err
+
+
+def combine_workspaces(*workspaces: dict, validate: bool = True) -> dict:
+    """One workspace of several channels (e.g. score regions of one search), fitted together.
+
+    Channels must have distinct names (build each region's workspace with its own
+    ``channel``); parameters of the same name (``mu``, ``lumi``) are one parameter, the
+    channel-named ones stay separate. The measurements of the same name are merged (pyhf's
+    ``outer`` join; their parameter settings must agree).
+    """
+    pyhf = _pyhf()
+    if len(workspaces) < 2:
+        raise ConfigError("combine_workspaces needs at least two workspaces")
+    names = [ch["name"] for ws in workspaces for ch in ws["channels"]]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"combine_workspaces: channel names {dup} appear twice (rename them)")
+    try:
+        out = pyhf.Workspace(workspaces[0])
+        for ws in workspaces[1:]:
+            out = pyhf.Workspace.combine(out, pyhf.Workspace(ws), join="outer")
+    except Exception as err:  # pyhf raises several exception types
+        raise ConfigError(f"cannot combine the workspaces: {err}") from err
+    combined = json.loads(json.dumps(dict(out)))  # a plain dict, like build_workspace's
+    if validate:
+        validate_workspace(combined)
+    return combined
 
 
 def _model_data(workspace: Any) -> tuple[Any, Any]:
@@ -376,6 +458,7 @@ def upper_limit(
     bounds: tuple[float, float] | None = None,
     rtol: float = 1e-4,
     seed: int = 0,
+    fit_optimizer: str = "scipy",
 ) -> LimitResult:
     """CLs upper limit on ``mu`` (observed and expected +-1, 2 sigma), q~mu test statistic.
 
@@ -386,12 +469,18 @@ def upper_limit(
         bounds: initial bracket for mu (extended automatically if it does not bracket).
         rtol: relative tolerance on the limit (asymptotics).
         seed: toy seed; the same toys are thrown at every mu, so CLs(mu) is smooth.
+        fit_optimizer: ``scipy`` or ``minuit`` (faster with many parameters, see
+            :func:`optimizer`).
     """
+    with optimizer(fit_optimizer):
+        return _upper_limit(workspace, cl, calctype, ntoys, bounds, rtol, seed)
+
+
+def _upper_limit(workspace, cl, calctype, ntoys, bounds, rtol, seed) -> LimitResult:
     if not 0.0 < float(cl) < 1.0:
         raise ConfigError(f"cl must lie in (0, 1), got {cl!r}")
     if calctype == "toybased" and not int(ntoys) >= 1:
         raise ConfigError(f"ntoys must be >= 1, got {ntoys!r}")
-    pyhf = _pyhf()
     from pyhf.infer.intervals.upper_limits import toms748_scan
 
     model, data = _model_data(workspace)
@@ -411,7 +500,6 @@ def upper_limit(
             f"limit: the CLs scan in mu [{lo:.3g}, {hi:.3g}] failed: {err}",
             result={"bracket": (lo, hi)},
         ) from None
-    del pyhf
     return LimitResult(
         float(cl),
         float(obs),

@@ -3,6 +3,11 @@
 A search differs only in its observable (mjj, mT, or (mjj, mX)); selection, features,
 anomaly scoring, regions, cutflow and the optional feature tables for training are common.
 
+Besides histograms and cutflows, the output holds ``normalisation[dataset]``: the sum of
+generator weights (``genWeight``; 1 per event where the branch is absent), the event count and
+how many events carried ``genWeight``, all before any cut and over every chunk, so that
+simulated samples can be scaled to cross section x luminosity (:mod:`adcoffea.normalisation`).
+
 Non-finite values:
 
 * an event whose two leading jets (or MET, for the semi-visible search) carry NaN or inf
@@ -355,6 +360,15 @@ class SearchProcessor(processor.ProcessorABC):
             "hists": hists,
             "cutflow": {dataset: {name: n for name, (n, _) in sel.cutflow.items()}},
             "cutflow_weighted": {dataset: {name: w for name, (_, w) in sel.cutflow.items()}},
+            # before any cut, every chunk (one with no selected event too): the denominator
+            # of the cross-section normalisation (adcoffea.normalisation)
+            "normalisation": {
+                dataset: {
+                    "sum_weights": float(weights_all.sum()),
+                    "events": len(events),
+                    "events_with_genweight": len(events) if "genWeight" in events.fields else 0,
+                }
+            },
         }
         if nonfinite:
             out["_nonfinite"] = nonfinite

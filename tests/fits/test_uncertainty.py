@@ -104,7 +104,7 @@ def test_used_in_pyhf_as_one_histosys_nuisance_parameter():
     ws = build_workspace(data, nominal, sig, fit_function_uncertainty=sigma)
     validate_workspace(ws)
     mods = ws["channels"][0]["samples"][1]["modifiers"]
-    assert [m["name"] for m in mods] == ["fit_function"] and mods[0]["type"] == "histosys"
+    assert [m["name"] for m in mods] == ["fit_function_SR"] and mods[0]["type"] == "histosys"
     np.testing.assert_allclose(mods[0]["data"]["hi_data"], nominal + sigma)
     np.testing.assert_allclose(mods[0]["data"]["lo_data"], nominal - sigma)
     # the nuisance parameter weakens the limit
@@ -121,7 +121,8 @@ def test_workspace_takes_the_uncertainty_object_of_a_fit(data):
     sig = 500.0 * np.exp(-0.5 * ((0.5 * (EDGES[1:] + EDGES[:-1]) - 4000.0) / 200.0) ** 2)
     ws = build_workspace(data, fit, sig, fit_function_uncertainty=u)
     names = [m["name"] for m in ws["channels"][0]["samples"][1]["modifiers"]]
-    assert names[-1] == "fit_function" and names[0].startswith("bkg_fit_eig")
+    assert names[-1] == "fit_function_SR" and names[0].startswith("bkg_fit_eig")
+    assert names[0].endswith("_SR")
     with pytest.raises(ConfigError, match="has 43 bins, the workspace 10"):
         build_workspace(data[:10], data[:10], sig[:10], fit_function_uncertainty=u)
 

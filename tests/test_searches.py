@@ -88,6 +88,8 @@ def reduced(name: str, out: Path, data_dir: Path, *, inject: bool = True, qcd_se
             cfg.limits,
             masses=cfg.limits.masses[:2] if inject else [],
             masses_x=cfg.limits.masses_x[:2] if inject else [],
+            # diagnostics (impacts: four fits per nuisance parameter) are tested on their own
+            diagnostics=False,
         ),
     }
     if cfg.hunt is not None:

@@ -225,7 +225,10 @@ def test_workspace_has_a_valid_fit_function_nuisance(tmp_path, ffu):
 
     counts = np.random.default_rng(4).poisson(expected_counts(EDGES, [2e4, 7.8, 5.3, 1.1]))
     signal = 400 * gaussian_signal(EDGES, 4000.0, rel_width=0.05)
-    limits = {"region": "inclusive", "reference_events": 100.0}
+    # the template's MC statistics and the diagnostics have their own tests (fits/
+    # test_workspace_modifiers.py, test_normalisation.py); each staterror gamma slows every fit
+    limits = {"region": "inclusive", "reference_events": 100.0,
+              "signal_stat_uncertainty": False, "diagnostics": False}  # fmt: skip
     res, _ = _run(
         tmp_path,
         counts.astype(float),

@@ -88,3 +88,28 @@ def test_score_region_without_model_is_an_error():
     p = DijetProcessor(regions=(RegionConfig(name="hi", score_min=0.5),))
     with pytest.raises(ModelBundleError, match="needs the anomaly score of model"):
         p._region_masks({}, {})
+
+
+def test_sum_of_generator_weights_counts_every_event_before_cuts(fileset):
+    """The cross-section normalisation's denominator (issue 18): sum of genWeight over every
+    event of every chunk, before any cut, also in chunks and files with no selected event."""
+    import uproot
+
+    out = run_processor(
+        fileset, DijetProcessor(selection=LOOSE), executor="iterative", chunksize=60, status=False
+    )
+    norm = out.output["normalisation"]
+    cutflow = out.output["cutflow"]
+    assert any(list(flow.values())[-1] == 0 for ds, flow in cutflow.items() if ds in norm)
+    for ds, files in fileset.items():
+        with uproot.open(files[0]) as f:
+            tree = f["Events"]
+            n = tree.num_entries
+            w = tree["genWeight"].array(library="np") if "genWeight" in tree.keys() else None
+        if n == 0:
+            assert norm.get(ds, {"events": 0})["events"] == 0
+            continue
+        assert norm[ds]["events"] == n
+        expected = float(np.sum(w, dtype=np.float64)) if w is not None else float(n)
+        assert norm[ds]["sum_weights"] == pytest.approx(expected, rel=1e-9)
+        assert norm[ds]["events_with_genweight"] == (n if w is not None else 0)

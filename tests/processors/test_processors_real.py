@@ -105,7 +105,7 @@ def test_sum_of_generator_weights_counts_every_event_before_cuts(fileset):
         with uproot.open(files[0]) as f:
             tree = f["Events"]
             n = tree.num_entries
-            w = tree["genWeight"].array(library="np") if "genWeight" in tree.keys() else None
+            w = tree["genWeight"].array(library="np") if "genWeight" in tree else None
         if n == 0:
             assert norm.get(ds, {"events": 0})["events"] == 0
             continue

@@ -418,7 +418,7 @@ class LimitsConfig(_Strict):
                 )
         else:
             extra = [
-                k for k in ("luminosity", "luminosity_uncertainty") if k in self.model_fields_set
+                k for k in ("luminosity", "luminosity_uncertainty") if getattr(self, k) is not None
             ]
             if extra:
                 raise ValueError(f"limits.{extra[0]}: only used with limits.unit: fb")
@@ -688,4 +688,6 @@ def replace_model(obj: Any, /, **changes: Any) -> Any:
         >>> replace_model(ex, name="iterative").name
         'iterative'
     """
-    return type(obj).model_validate({**obj.model_dump(), **changes})
+    # only the fields the user set travel: a default stays a default (validators that tell
+    # "given" from "defaulted", e.g. limits.reference_events with unit fb, keep working)
+    return type(obj).model_validate({**obj.model_dump(exclude_unset=True), **changes})

@@ -92,17 +92,35 @@ def _values(h) -> np.ndarray:
     return np.asarray(h.values(), dtype=float)
 
 
-def efficiency_background(incl: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _inside(edges: np.ndarray, interval) -> np.ndarray:
+    """Bins entirely inside ``interval`` (lo, hi)."""
+    edges = np.asarray(edges, dtype=float)
+    tol = 1e-9 * (edges[-1] - edges[0])
+    return (edges[:-1] >= float(interval[0]) - tol) & (edges[1:] <= float(interval[1]) + tol)
+
+
+def efficiency_background(
+    incl: np.ndarray, region: np.ndarray, *, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Data-driven background of a score region: inclusive data x cut efficiency.
 
     In 2D the efficiency is taken per bin of the second axis (e.g. m_X, on which a jet-level
     score may depend) and assumed independent of the first (mjj); in 1D it is one number.
-    Returns the estimate and its per-bin statistical uncertainty (from the inclusive counts).
+    ``rows``: the bins of the first axis the efficiency is measured in (the scanned range;
+    default all). Returns the estimate and its per-bin statistical uncertainty (from the
+    inclusive counts).
+
+    Example:
+        >>> import numpy as np
+        >>> incl, region = np.array([100.0, 50.0, 20.0]), np.array([20.0, 5.0, 2.0])
+        >>> efficiency_background(incl, region, rows=np.array([False, True, True]))[0]
+        array([10.,  5.,  2.])
     """
+    sel = np.ones(incl.shape[0], dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
     if incl.ndim == 1:
-        eff = region.sum() / max(incl.sum(), 1.0)
+        eff = region[sel].sum() / max(incl[sel].sum(), 1.0)
         return incl * eff, np.sqrt(incl) * eff
-    col_in, col_reg = incl.sum(axis=0), region.sum(axis=0)
+    col_in, col_reg = incl[sel].sum(axis=0), region[sel].sum(axis=0)
     eff = np.divide(col_reg, col_in, out=np.zeros_like(col_reg), where=col_in > 0)
     return incl * eff[None, :], np.sqrt(incl) * eff[None, :]
 
@@ -192,14 +210,17 @@ def _one_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
     inclusive = region == cfg.regions[0].name
     reg_cfg = next(r for r in cfg.regions if r.name == region)
     method = reg_cfg.background or bh.background
+    if bh.scan_range is not None:
+        scan_range = bh.scan_range
     if (method == "efficiency" and not inclusive) or background is None:
         incl = _values(summed(h, data_names, cfg.regions[0].name))
-        background, stat_unc = efficiency_background(incl, counts)
+        # the efficiency of the scanned range: below it (the selection's turn-on) a score's
+        # efficiency may differ, and the bulk of the events there would set the estimate
+        rows = None if scan_range is None else _inside(edges, scan_range)
+        background, stat_unc = efficiency_background(incl, counts, rows=rows)
         background_method = "inclusive x efficiency"
     else:
         background_method = "fit"
-    if bh.scan_range is not None:
-        scan_range = bh.scan_range
     scan_unc = unc if background_method == "fit" and cfg.fit.function_uncertainty else None
     result = _scan(bh, counts, background, edges, scan_range, stat_unc, scan_unc,
                    fit=fit if background_method == "fit" else None)  # fmt: skip

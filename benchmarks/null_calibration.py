@@ -153,6 +153,7 @@ def search_main(args) -> None:
         raise SystemExit(f"{args.config}: the search level needs a synthetic dataset block")
     args.output.mkdir(parents=True, exist_ok=True)
     tag = f"search_{base.name}"
+    suffix = "_statistics_only" if args.statistics_only else ""
     runs: list[dict[str, Any]] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
@@ -173,8 +174,14 @@ def search_main(args) -> None:
             changes["bumphunt"] = replace_model(base.bumphunt, seed=seed)
         if base.hunt is not None:
             changes["hunt"] = replace_model(base.hunt, seed=seed)
-        with limited_threads(args.threads):
-            res = run(replace_model(base, **changes)).results
+        cfg = replace_model(base, **changes)
+        if args.statistics_only:
+            # the statistics stage again on a finished run's histograms (e.g. after a change
+            # of the statistics code): no generation, training or processing
+            res = _restatistics(cfg, changes["output"], [s.name for s in qcd])
+        else:
+            with limited_threads(args.threads):
+                res = run(cfg).results
         row: dict[str, Any] = {"seed": seed, "qcd_events": sum(s.events for s in qcd),
                                "regions": {}}  # fmt: skip
         for name, r in res.get("regions", {}).items():
@@ -192,7 +199,7 @@ def search_main(args) -> None:
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         runs.append(row)
         print(json.dumps(row), flush=True)
-        (args.output / f"{tag}.json").write_text(json.dumps({"runs": runs}, indent=1))
+        (args.output / f"{tag}{suffix}.json").write_text(json.dumps({"runs": runs}, indent=1))
     zs = [v["global_z"] for r in runs for v in r["regions"].values() if v["global_z"] is not None]
     summary = {
         "config": str(args.config),
@@ -203,8 +210,20 @@ def search_main(args) -> None:
         "global_z_above_3": int(sum(z > 3 for z in zs)),
     }
     print(json.dumps(summary, indent=1))
-    (args.output / f"{tag}.json").write_text(json.dumps({"summary": summary, "runs": runs},
-                                                        indent=1))  # fmt: skip
+    (args.output / f"{tag}{suffix}.json").write_text(
+        json.dumps({"summary": summary, "runs": runs}, indent=1)
+    )
+
+
+def _restatistics(cfg, out_dir: Path, data_names: list[str]) -> dict[str, Any]:
+    """``results.json``'s regions (and hunt) with the statistics stage rerun on the histograms."""
+    from adcoffea.outputs import load_hists
+    from adcoffea.statistics import run_statistics
+
+    hists = load_hists(out_dir / "hists.pkl")
+    stats = run_statistics(cfg, hists, data_names, out_dir=out_dir / "restatistics")
+    old = json.loads((out_dir / "results.json").read_text())
+    return {"regions": stats.to_dict()["regions"], "hunt": old.get("hunt")}
 
 
 def _summary(hunt: dict[str, Any]) -> dict[str, Any]:
@@ -390,6 +409,8 @@ def main() -> None:
     c.add_argument("--seeds", type=int, default=5)
     c.add_argument("--first-seed", type=int, default=1)
     c.add_argument("--threads", type=int, default=2, help="threads for training and scoring")
+    c.add_argument("--statistics-only", action="store_true",
+                   help="rerun only the statistics stage on each seed's saved histograms")  # fmt: skip
     c.add_argument("--data", type=Path, default=Path("data/synthetic/null_calibration"))
     c.add_argument("--output", type=Path, default=Path("results/null_calibration"))
     args = ap.parse_args()

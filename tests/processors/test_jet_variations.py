@@ -1,7 +1,8 @@
 """JES/JER variations of the signal templates (issue 18, item 2).
 
 The variations are applied to the large-R jets before the selection, only for the signal
-templates, and histogrammed per variation in ``mjj_variations``. Sizes and sources come from the ``systematics`` block, fixed
+templates, and histogrammed per variation in ``mjj_variations``; the limits carry them as
+``histosys`` ``jes`` and ``jer``. Sizes and sources come from the ``systematics`` block, fixed
 or through a correctionlib JSON.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 
 import awkward as ak
+import hist
 import numpy as np
 import pytest
 
@@ -214,3 +216,78 @@ def test_correctionlib_file_and_keys_are_checked_at_load_time(tmp_path):
         parse_config({**BASE, "systematics": {"correctionlib": str(good), "jer_key": "jer"}})
     ok = parse_config({**BASE, "systematics": {"correctionlib": str(good), "jes_key": "jes_total"}})
     assert ok.systematics.has("jes") and not ok.systematics.has("jer")
+
+
+# --- the limits ---------------------------------------------------------------------------
+def test_limits_carry_jes_and_jer_histosys(tmp_path, monkeypatch):
+    import pyhf
+
+    from adcoffea import statistics
+    from adcoffea.errors import LimitError
+    from adcoffea.fits.signal import gaussian_signal
+
+    def no_limit(*args, **kwargs):
+        # the workspace is written before the limit; the limit with a signal histosys is
+        # checked against a hand-written spec in fits/test_workspace_modifiers.py
+        raise LimitError("not computed in this test")
+
+    monkeypatch.setattr(statistics, "_template_limits", no_limit)
+
+    edges = np.linspace(2000.0, 5000.0, 31)
+    regions = ["inclusive", "top"]
+    cfg = parse_config(
+        {
+            **BASE,
+            "datasets": {"fileset": "f.json", "data": ["data"], "signal": ["wprime"]},
+            "models": [{"method": "autoencoder", "name": "ae"}],
+            "regions": [{"name": "inclusive"}, {"name": "top", "model": "ae", "efficiency": 0.1}],
+            "histograms": {"mjj": {"edges": edges.tolist()}},
+            "limits": {"region": "top", "signal_stat_uncertainty": False, "diagnostics": False},
+            "systematics": {"jes": JES, "jer": JER},
+        }
+    )
+    axes = (hist.axis.StrCategory(regions, name="region"), hist.axis.Variable(edges, name="mjj"))
+    h = hist.Hist(hist.axis.StrCategory(["data", "wprime"], name="dataset"), *axes)
+    variations = ["nominal", "jes_up", "jes_down", "jer_up", "jer_down"]
+    hv = hist.Hist(
+        hist.axis.StrCategory(["wprime"], name="dataset"),
+        axes[0],
+        hist.axis.StrCategory(variations, name="variation"),
+        axes[1],
+    )
+    bkg = np.random.default_rng(1).poisson(np.linspace(4000, 400, 30)).astype(float)
+    h.view()[0, 0], h.view()[0, 1] = bkg, np.round(0.1 * bkg)
+    shapes = {
+        "nominal": gaussian_signal(edges, 3500.0, rel_width=0.05),
+        "jes_up": gaussian_signal(edges, 3500.0 * (1 + JES), rel_width=0.05),
+        "jes_down": gaussian_signal(edges, 3500.0 * (1 - JES), rel_width=0.05),
+        "jer_up": gaussian_signal(edges, 3500.0, rel_width=0.06),
+    }
+    shapes["jer_down"] = shapes["nominal"]
+    for i, v in enumerate(variations):
+        for r in range(2):
+            hv.view()[0, r, i] = 1000 * shapes[v] * (0.5 if r else 1.0)
+    h.view()[1] = hv.view()[0, :, 0]
+
+    res = statistics.run_statistics(
+        cfg, {"mjj": h, "mjj_variations": hv}, ["data"], out_dir=tmp_path
+    )
+    t = res.limits.templates["wprime"]
+    assert ("jes", "histosys") in t.modifiers and ("jer", "histosys") in t.modifiers
+    ws = json.loads(t.workspace.read_text())
+    pyhf.schema.validate(ws, "workspace.json")
+    model = pyhf.Workspace(ws).model()
+    assert {"jes", "jer"} <= set(model.config.parameters)
+    sig = ws["channels"][0]["samples"][0]
+    mods = {m["name"]: m["data"] for m in sig["modifiers"]}
+    nominal = np.array(sig["data"])
+    # the one-sided JER is mirrored about the nominal
+    np.testing.assert_allclose(
+        mods["jer"]["lo_data"],
+        np.maximum(2 * nominal - np.array(mods["jer"]["hi_data"]), 0),
+        atol=1e-9,
+    )
+    assert not np.allclose(mods["jes"]["hi_data"], mods["jes"]["lo_data"])
+    # without the variation histogram: no jes/jer
+    plain = statistics.run_statistics(cfg, {"mjj": h}, ["data"], out_dir=tmp_path / "plain")
+    assert {"jes", "jer"}.isdisjoint(n for n, _ in plain.limits.templates["wprime"].modifiers)

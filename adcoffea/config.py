@@ -425,6 +425,86 @@ class LimitsConfig(_Strict):
         return self
 
 
+class SystematicsConfig(_Strict):
+    """Jet-energy-scale and resolution variations of the signal templates' large-R jets.
+
+    Each source is a fixed relative size (``jes``, ``jer``) or a correctionlib correction
+    (``jes_key``, ``jer_key`` in the ``correctionlib`` JSON) evaluated per jet; see
+    :mod:`adcoffea.systematics`. The file and its keys are checked when the config loads.
+
+    Example:
+        >>> SystematicsConfig(jes=0.02, jer=0.05).has("jer")
+        True
+    """
+
+    jes: float | None = Field(
+        default=None, gt=0, lt=1, description="relative JES uncertainty: pt, mass x (1 +- jes)"
+    )
+    jer: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="relative extra resolution: jer_up smears pt, mass by N(1, jer) per jet",
+    )
+    correctionlib: Path | None = Field(
+        default=None, description="correctionlib JSON (.json or .json.gz) holding jes_key/jer_key"
+    )
+    jes_key: str | None = Field(
+        default=None, description="correction giving the relative JES uncertainty per jet"
+    )
+    jer_key: str | None = Field(
+        default=None, description="correction giving the extra relative resolution per jet"
+    )
+    seed: int = Field(default=0, description="seed of the per-event JER smearing")
+
+    def has(self, source: str) -> bool:
+        """Whether the source (``jes`` or ``jer``) is configured."""
+        return getattr(self, source) is not None or getattr(self, f"{source}_key") is not None
+
+    @model_validator(mode="after")
+    def _sources(self) -> SystematicsConfig:
+        for source in ("jes", "jer"):
+            if getattr(self, source) is not None and getattr(self, f"{source}_key") is not None:
+                raise ValueError(
+                    f"systematics.{source}: give a fixed size or {source}_key, not both"
+                )
+        keys = [k for k in ("jes_key", "jer_key") if getattr(self, k) is not None]
+        if keys and self.correctionlib is None:
+            raise ValueError(f"systematics.{keys[0]}: needs systematics.correctionlib (the file)")
+        if self.correctionlib is not None and not keys:
+            raise ValueError("systematics.correctionlib: give jes_key and/or jer_key")
+        if not (self.has("jes") or self.has("jer")):
+            raise ValueError("systematics: give jes and/or jer (or jes_key/jer_key)")
+        if self.correctionlib is not None:
+            self._check_corrections(keys)
+        return self
+
+    def _check_corrections(self, keys: list[str]) -> None:
+        """The file reads, each key names a correction, each input is a jet quantity."""
+        from adcoffea.systematics import correction_inputs, load_correction_set
+
+        path = self.correctionlib
+        if not path.is_file():
+            raise ValueError(f"systematics.correctionlib: file {str(path)!r} does not exist")
+        try:
+            cset = load_correction_set(path)
+        except Exception as err:  # correctionlib raises several types on a bad file
+            raise ValueError(
+                f"systematics.correctionlib: {str(path)!r} is not a correctionlib JSON: {err}"
+            ) from None
+        for key in keys:
+            name = getattr(self, key)
+            if name not in list(cset):
+                raise ValueError(
+                    f"systematics.{key}: no correction {name!r} in {str(path)!r} "
+                    f"(it has {sorted(cset)})"
+                )
+            try:
+                correction_inputs(cset[name])
+            except ValueError as err:
+                raise ValueError(f"systematics.{key}: {err}") from None
+
+
 class HuntClassifierConfig(_Strict):
     """The k-fold classifier trained in every window of the hunt."""
 
@@ -517,6 +597,9 @@ class AnalysisConfig(_Strict):
     bumphunt: BumpHunterConfig | None = None
     limits: LimitsConfig | None = None
     hunt: HuntConfig | None = None
+    systematics: SystematicsConfig | None = Field(
+        default=None, description="JES/JER variations of the signal templates"
+    )
 
     @model_validator(mode="after")
     def _regions_need_model(self) -> AnalysisConfig:

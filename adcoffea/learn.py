@@ -62,6 +62,7 @@ def train_models(
         collect_columns=True,
         collect_constituents=any(m.method in CONSTITUENT_METHODS for m in todo),
         regions=[RegionConfig(name="inclusive")],
+        variations=False,
     )
     run_out = run_configured(cfg, {d: fileset[d] for d in names}, proc, **process_opts)
     inputs, truth, observables, dsets = columns_to_inputs(run_out.output["columns"])

@@ -76,8 +76,13 @@ def make_processor(
     collect_columns: bool = False,
     collect_constituents: bool = False,
     regions: Sequence[RegionConfig] | None = None,
+    variations: bool = True,
 ) -> SearchProcessor:
-    """The config's search processor, scoring events with ``bundles`` (label -> directory)."""
+    """The config's search processor, scoring events with ``bundles`` (label -> directory).
+
+    With ``variations`` (and ``cfg.systematics``) the signal templates are also processed
+    with their jets varied (JES/JER); the training runs, which need no histogram, pass False.
+    """
     from adcoffea.processors import PROCESSORS
 
     cls = PROCESSORS[cfg.analysis]
@@ -92,6 +97,8 @@ def make_processor(
         collect_columns=collect_columns,
         collect_constituents=collect_constituents,
         max_particles=max_particles,
+        systematics=cfg.systematics if variations else None,
+        varied_datasets=tuple(cfg.datasets.signal),
     )
 
 

@@ -35,8 +35,11 @@ With ``limits.unit: fb`` a template is normalised to cross section x luminosity 
 generator weights (:mod:`adcoffea.normalisation`): mu = 1 is its cross section, and the limit
 is also quoted as sigma x B in fb. The Gaussian mass scan is converted to fb with the
 selection x region efficiency of the templates, interpolated in mass. Templates carry a
-luminosity ``normsys`` (``limits.luminosity_uncertainty``) and their MC statistics as a
-``staterror`` (``limits.signal_stat_uncertainty``), are also limited without any nuisance
+luminosity ``normsys`` (``limits.luminosity_uncertainty``), their MC statistics as a
+``staterror`` (``limits.signal_stat_uncertainty``) and, with ``systematics``, their jet
+energy scale and resolution variations as ``histosys`` ``jes`` and ``jer`` (from the
+processor's ``<observable>_variations`` histogram; the one-sided JER variation is mirrored
+about the nominal, see :func:`signal_variations`), are also limited without any nuisance
 parameter (the statistics-only limit), and get fit diagnostics (pulls, impacts on mu, pre-
 and post-fit yields; ``limits.diagnostics``).
 """
@@ -139,6 +142,7 @@ def run_statistics(
     needed with ``limits.unit: fb``.
     """
     from adcoffea.processing import observable_name
+    from adcoffea.systematics import variations_key
 
     name = observable_name(cfg)
     if name not in hists:
@@ -182,6 +186,7 @@ def run_statistics(
                 None if fit is None else fit.best,
                 unc if cfg.fit is not None and cfg.fit.function_uncertainty else None,
                 normalisation=normalisation,
+                variations=hists.get(variations_key(name)),
             )
     return StatisticsResult(regions=results, limits=limits)
 
@@ -578,8 +583,60 @@ def _two_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
 SIGNAL_STAT_MIN_FRACTION = 0.05
 
 
+def signal_variations(
+    variations: Any, dataset: str, region: str, project: Any, scale: float
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{source: (up, down)}`` of a signal template, projected and scaled as its nominal.
+
+    ``variations`` is the processor's ``<observable>_variations`` histogram. The JER
+    variation is one-sided (``jer_down`` is the nominal: smearing cannot be undone), so its
+    down shape is ``jer_up`` mirrored about the nominal, ``max(2 nominal - up, 0)``, the
+    usual symmetrisation of a one-sided systematic. A source with no up/down histograms, or
+    a dataset the processor did not vary, gives nothing.
+
+    Example:
+        >>> import hist
+        >>> h = hist.Hist(hist.axis.StrCategory(["s"], name="dataset"),
+        ...     hist.axis.StrCategory(["r"], name="region"),
+        ...     hist.axis.StrCategory(["nominal", "jer_up", "jer_down"], name="variation"),
+        ...     hist.axis.Regular(3, 0, 3, name="mjj"))
+        >>> for v, x in (("nominal", [0, 1, 1, 2]), ("jer_up", [1, 1, 1, 2]),
+        ...              ("jer_down", [0, 1, 1, 2])):
+        ...     _ = h.fill(dataset="s", region="r", variation=v, mjj=np.array(x) + 0.5)
+        >>> up, down = signal_variations(h, "s", "r", lambda a: a, 1.0)["jer"]
+        >>> up.tolist(), down.tolist()
+        ([0.0, 3.0, 1.0], [2.0, 1.0, 1.0])
+    """
+    if variations is None or dataset not in variations.axes["dataset"]:
+        return {}
+    names = list(variations.axes["variation"])
+    sub = variations[{"dataset": dataset, "region": region}]
+
+    def shape(variation: str) -> np.ndarray:
+        return project(_values(sub[{"variation": variation}])) * scale
+
+    nominal = shape("nominal")
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for source in ("jes", "jer"):
+        if f"{source}_up" not in names or f"{source}_down" not in names:
+            continue
+        up = shape(f"{source}_up")
+        down = np.maximum(2.0 * nominal - up, 0.0) if source == "jer" else shape(f"{source}_down")
+        out[source] = (up, down)
+    return out
+
+
 def _limits(
-    cfg, h, data_names, region, out_dir: Path, fit, unc=None, *, normalisation=None
+    cfg,
+    h,
+    data_names,
+    region,
+    out_dir: Path,
+    fit,
+    unc=None,
+    *,
+    normalisation=None,
+    variations=None,
 ) -> LimitsResult:
     from adcoffea.fits.workspace import build_workspace
     from adcoffea.outputs import write_json
@@ -666,6 +723,9 @@ def _limits(
             scale = lim.reference_events / s_incl  # mu = 1: reference_events before the cut
         shape = project(s_reg) * scale
         kw_sig = dict(sig_kwargs)
+        shifted = signal_variations(variations, sig, region, project, scale)
+        if shifted:
+            kw_sig["signal_variations"] = shifted
         if lim.signal_stat_uncertainty:
             err = np.sqrt(np.maximum(project(np.asarray(s_hist.variances(), dtype=float)), 0.0))
             err = err * scale
@@ -821,6 +881,11 @@ def _signal_window(shape, d_vec, background_arg, ws_kwargs, sig_kwargs=None):
         }
     if sig_kwargs.get("signal_stat_errors") is not None:
         sig_kwargs["signal_stat_errors"] = np.asarray(sig_kwargs["signal_stat_errors"])[keep]
+    if sig_kwargs.get("signal_variations"):
+        sig_kwargs["signal_variations"] = {
+            k: (np.asarray(up)[keep], np.asarray(down)[keep])
+            for k, (up, down) in sig_kwargs["signal_variations"].items()
+        }
     return (d_vec[keep], b, shape[keep]), {**kw, **sig_kwargs}
 
 

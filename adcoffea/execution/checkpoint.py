@@ -50,6 +50,13 @@ def processor_fingerprint(processor_instance: Any) -> str:
             digests.append(str(bundle))
     if digests:
         desc["bundle"] = ",".join(digests)
+    # the jet corrections' file likewise: edited in place, it changes the signal's variations
+    corrections = getattr(getattr(inner, "systematics", None), "correctionlib", None)
+    if corrections is not None:
+        try:
+            desc["corrections"] = hashlib.sha256(Path(corrections).read_bytes()).hexdigest()
+        except OSError:
+            desc["corrections"] = str(corrections)
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -9,12 +9,13 @@ Two background treatments:
   free ``shapefactor`` per bin with the signal region, scaled by a transfer factor (e.g. the
   score-cut efficiency), optionally with a ``normsys`` on the transfer factor.
 
-Signal modifiers: a luminosity ``normsys`` ``lumi`` and the template's MC statistics as a
-``staterror`` (``staterror_<channel>``).
+Signal modifiers: a luminosity ``normsys`` ``lumi``, the template's MC statistics as a
+``staterror`` (``staterror_<channel>``) and its shape variations as ``histosys`` (the jet
+energy scale and resolution: ``jes``, ``jer``).
 
 Modifier names say what they are correlated with, so that the workspaces of several regions
-combine (:func:`combine_workspaces`, pyhf's ``Workspace.combine``): ``mu`` and ``lumi`` are
-shared by every channel; what belongs to one channel's background fit or template carries the
+combine (:func:`combine_workspaces`, pyhf's ``Workspace.combine``): ``mu``, ``lumi``,
+``jes`` and ``jer`` are shared by every channel (one jet calibration for all regions); what belongs to one channel's background fit or template carries the
 channel's name (``bkg_fit_eig<k>_<channel>``, ``fit_function_<channel>``,
 ``staterror_<channel>``), since every region has its own fit.
 
@@ -137,6 +138,7 @@ def build_workspace(
     signal_stat_errors: Any | None = None,
     fit_function_uncertainty: Any | None = None,
     lumi_uncertainty: float | None = None,
+    signal_variations: Mapping[str, tuple[Any, Any]] | None = None,
     control: Mapping[str, Any] | None = None,
     channel: str = "SR",
     poi: str = "mu",
@@ -163,6 +165,9 @@ def build_workspace(
             bins together to ``background +- uncertainty`` (down floored at 1e-3 x background).
         lumi_uncertainty: relative luminosity uncertainty -> ``normsys`` ``lumi`` on the signal
             (the background is fitted to data and carries none).
+        signal_variations: ``{name: (up, down)}`` signal shapes for ``mu = 1`` -> ``histosys``
+            modifiers on the signal, named as given (``jes``, ``jer``: the same name in
+            every channel, so that combined regions share one parameter).
         control: data-driven background: ``{"data": CR counts, "transfer": scalar or per-bin
             SR/CR factor, "transfer_rel_unc": optional relative normsys, "signal": optional
             signal counts in the CR for mu = 1}``. SR and CR share a ``shapefactor``.
@@ -190,6 +195,17 @@ def build_workspace(
         if not 0.0 < u < 1.0:
             raise ConfigError(f"lumi_uncertainty must lie in (0, 1), got {lumi_uncertainty!r}")
         sig_mods.append({"name": "lumi", "type": "normsys", "data": {"hi": 1.0 + u, "lo": 1.0 - u}})
+    for name, (up, down) in (signal_variations or {}).items():
+        sig_mods.append(
+            {
+                "name": str(name),
+                "type": "histosys",
+                "data": {
+                    "hi_data": _arr(up, f"signal {name} up", n, nonneg=True),
+                    "lo_data": _arr(down, f"signal {name} down", n, nonneg=True),
+                },
+            }
+        )
     if control is None:
         if isinstance(background, FitResult):
             if bkg_variations is None:

@@ -18,6 +18,14 @@ Non-finite values:
   histogram (a NaN would land in its overflow bin), and is reported per file and model under
   ``_nonfinite[(dataset, file, "score:<model>")]``. Its training column keeps the NaN.
 
+With ``systematics`` set, the datasets in ``varied_datasets`` (the signal templates) are also
+processed with their large-R jets varied (JES, JER: :mod:`adcoffea.systematics`) before the
+selection, with observables, features and scores recomputed on the varied jets; the
+observable is histogrammed per variation in ``<observable>_variations`` (axes dataset,
+region, ``variation``, the observable's). The variations are a histogram of their own rather
+than an axis of the nominal one, which every consumer (fits, scans, limits, plots, the ROOT
+output) slices by dataset and region only; other datasets (data) cost no variation work.
+
 Before any chunk runs, :meth:`SearchProcessor.check_models` loads every bundle (checksums
 verified) and checks it against the processor's inputs, and
 :meth:`SearchProcessor.required_branches` lists every branch the pre-flight must find.
@@ -36,11 +44,18 @@ import numpy as np
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
-from adcoffea.config import AxisConfig, HistogramsConfig, RegionConfig, SelectionConfig
+from adcoffea.config import (
+    AxisConfig,
+    HistogramsConfig,
+    RegionConfig,
+    SelectionConfig,
+    SystematicsConfig,
+)
 from adcoffea.errors import InputFileError, ModelBundleError
 from adcoffea.execution.preflight import BASE_BRANCHES, JET_FIELDS, BranchChoice, Requirement
 from adcoffea.features import HIGH_LEVEL_FEATURES, ModelInputs, high_level_features
-from adcoffea.processors.selections import event_weights, select_dijets
+from adcoffea.processors.selections import DijetSelection, event_weights, select_dijets
+from adcoffea.systematics import jet_factors, variation_names, variations_key, vary_events
 
 # Synthetic and skimmed files lack most cross-referenced collections; that is expected.
 # Set here too, because loky/dask workers import this module afresh.
@@ -117,6 +132,9 @@ class SearchProcessor(processor.ProcessorABC):
             thread per core in every worker oversubscribes the machine and, with the small
             batches of one chunk, made the CWoLa ensemble's scoring 8-13x slower than one
             thread on 2 busy cores (``benchmarks/throughput.py --cwola``).
+        systematics: JES/JER variations (None: none, and no variation histogram).
+        varied_datasets: the datasets processed with varied jets (the signal templates);
+            every other dataset, data included, is processed nominally only.
     """
 
     selection: SelectionConfig = field(default_factory=SelectionConfig)
@@ -127,6 +145,8 @@ class SearchProcessor(processor.ProcessorABC):
     collect_constituents: bool = False
     max_particles: int = 20
     score_threads: int = 1
+    systematics: SystematicsConfig | None = None
+    varied_datasets: tuple[str, ...] = ()
 
     #: name of the search's observable histogram(s); set by subclasses
     observable: ClassVar[str] = "mjj"
@@ -201,7 +221,7 @@ class SearchProcessor(processor.ProcessorABC):
         ds = hist.axis.StrCategory([], growth=True, name="dataset", label="Dataset")
         reg = hist.axis.StrCategory([r.name for r in self.regions], name="region", label="Region")
         h = self.histograms
-        return {
+        out = {
             self.observable: hist.Hist(
                 ds, reg, *self.observable_axes(), storage=hist.storage.Weight()
             ),
@@ -226,6 +246,17 @@ class SearchProcessor(processor.ProcessorABC):
                 storage=hist.storage.Weight(),
             ),
         }
+        if self.systematics is not None:
+            out[variations_key(self.observable)] = hist.Hist(
+                hist.axis.StrCategory([], growth=True, name="dataset", label="Dataset"),
+                hist.axis.StrCategory([r.name for r in self.regions], name="region"),
+                hist.axis.StrCategory(
+                    list(variation_names(self.systematics)), name="variation", label="Variation"
+                ),
+                *self.observable_axes(),
+                storage=hist.storage.Weight(),
+            )
+        return out
 
     def _models(self) -> dict[str, Any]:
         return {label: load_bundle_cached(path) for label, path in self.bundles}
@@ -303,28 +334,77 @@ class SearchProcessor(processor.ProcessorABC):
             out[r.name] = m
         return out
 
-    def process(self, events: ak.Array) -> dict[str, Any]:
-        dataset = events.metadata.get("dataset", "unknown")
+    def _analyse(
+        self, events: ak.Array, weights_all: np.ndarray, models: dict[str, Any]
+    ) -> tuple[DijetSelection, dict, dict, ModelInputs, dict[str, np.ndarray]]:
+        """Selection, features, observables, model inputs and scores of one chunk."""
         filename = events.metadata.get("filename", "<events>")
         try:
-            weights_all = event_weights(events)
             sel = select_dijets(
                 events, self.selection, weights=weights_all, finite=self.finite_inputs(events)
             )
         except (KeyError, AttributeError) as err:
             raise InputFileError(filename, f"missing branch or collection: {err}") from err
+        feats = high_level_features(sel.jets, column=sel.two)
+        selected = events[sel.mask]
+        obs = self.observable_values(selected, sel.jets, feats)
+        feats = {**feats, **self.extra_features(selected, sel.jets, feats, obs)}
+        inputs = self._model_inputs(events, sel, feats, models)
+        return sel, feats, obs, inputs, self._scores(models, inputs)
+
+    def _fill_variations(
+        self,
+        hists: dict[str, hist.Hist],
+        events: ak.Array,
+        weights_all: np.ndarray,
+        models: dict[str, Any],
+        nominal: tuple[dict, np.ndarray, dict[str, np.ndarray]],
+    ) -> None:
+        """Fill the variation histogram: the nominal and every variation of the jets."""
+        assert self.systematics is not None
+        dataset = events.metadata.get("dataset", "unknown")
+        collection = self.selection.jet_collection
+        try:
+            factors = jet_factors(events, collection=collection, config=self.systematics)
+        except (KeyError, AttributeError) as err:
+            filename = events.metadata.get("filename", "<events>")
+            raise InputFileError(filename, f"missing branch or collection: {err}") from err
+        h = hists[variations_key(self.observable)]
+
+        def fill(variation: str, obs: dict, weights: np.ndarray, scores: dict) -> None:
+            for region, rmask in self._region_masks(scores, models).items():
+                idx = slice(None) if rmask is None else rmask
+                h.fill(
+                    dataset=dataset,
+                    region=region,
+                    variation=variation,
+                    **{k: v[idx] for k, v in obs.items()},
+                    weight=weights[idx],
+                )
+
+        fill("nominal", *nominal)
+        for variation, factor in factors.items():
+            if factor is None:  # the nominal jets (one-sided jer_down)
+                fill(variation, *nominal)
+                continue
+            varied = vary_events(events, collection=collection, factor=factor)
+            sel, _, obs, _, scores = self._analyse(varied, weights_all, models)
+            fill(variation, obs, weights_all[sel.mask], scores)
+
+    def process(self, events: ak.Array) -> dict[str, Any]:
+        dataset = events.metadata.get("dataset", "unknown")
+        filename = events.metadata.get("filename", "<events>")
+        try:
+            weights_all = event_weights(events)
+        except (KeyError, AttributeError) as err:
+            raise InputFileError(filename, f"missing branch or collection: {err}") from err
+        models = self._models()
+        sel, feats, obs, inputs, scores = self._analyse(events, weights_all, models)
         nonfinite = {}
         n_bad = sel.cutflow["two_jets"][0] - sel.cutflow["finite_kinematics"][0]
         if n_bad:
             nonfinite[(dataset, str(filename), "kinematics")] = n_bad
         weights = weights_all[sel.mask]
-        feats = high_level_features(sel.jets, column=sel.two)
-        selected = events[sel.mask]
-        obs = self.observable_values(selected, sel.jets, feats)
-        feats = {**feats, **self.extra_features(selected, sel.jets, feats, obs)}
-        models = self._models()
-        inputs = self._model_inputs(events, sel, feats, models)
-        scores = self._scores(models, inputs)
         finite_scores = {label: np.isfinite(sc) for label, sc in scores.items()}
         for label, ok in finite_scores.items():
             if not ok.all():
@@ -355,6 +435,8 @@ class SearchProcessor(processor.ProcessorABC):
         for label, sc in scores.items():
             ok = finite_scores[label]
             hists["score"].fill(dataset=dataset, model=label, score=sc[ok], weight=weights[ok])
+        if self.systematics is not None and dataset in self.varied_datasets:
+            self._fill_variations(hists, events, weights_all, models, (obs, weights, scores))
 
         out: dict[str, Any] = {
             "hists": hists,

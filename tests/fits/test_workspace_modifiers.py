@@ -59,10 +59,14 @@ FIT_FUNCTION = {
         "lo_data": [b - u for b, u in zip(BKG, FF, strict=True)],
     },
 }
+SIG_UP = [3.0, 12.5, 4.5]  # a shape variation of the signal (e.g. the jet energy scale)
+SIG_DOWN = [5.0, 11.5, 1.5]
+JES = {"name": "jes", "type": "histosys", "data": {"hi_data": SIG_UP, "lo_data": SIG_DOWN}}
 CASES = {
     "lumi": ({"lumi_uncertainty": 0.1}, [LUMI], []),
     "staterror": ({"signal_stat_errors": SIG_ERR}, [STAT], []),
     "fit_function": ({"fit_function_uncertainty": FF}, [], [FIT_FUNCTION]),
+    "signal_histosys": ({"signal_variations": {"jes": (SIG_UP, SIG_DOWN)}}, [JES], []),
 }
 
 

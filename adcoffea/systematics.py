@@ -1,0 +1,203 @@
+"""Jet-energy-scale (JES) and resolution (JER) variations of the large-R jets.
+
+The signal templates (``datasets.signal``) are processed once per variation: the jets' pt
+and mass are scaled per jet *before* the selection, the jets re-ordered by the varied pt,
+and the selection, observables, features and anomaly scores recomputed on them
+(:class:`adcoffea.processors.base.SearchProcessor`). Data is never varied.
+
+Per jet, with ``delta`` the relative JES uncertainty and ``sigma`` the extra relative
+resolution:
+
+===========  ===================================================================
+``jes_up``   pt, mass x (1 + delta)
+``jes_down`` pt, mass x (1 - delta)
+``jer_up``   pt, mass x (1 + sigma z), z ~ N(0, 1) seeded by (seed, run, event, jet)
+``jer_down`` the nominal jets: extra smearing cannot be undone, so the resolution
+             variation is one-sided; the limits mirror ``jer_up`` about the nominal
+===========  ===================================================================
+
+``delta`` and ``sigma`` are either fixed relative sizes (``systematics.jes``/``jer``) or
+evaluated per jet by correctionlib from the JSON the user points to
+(``systematics.correctionlib`` with ``jes_key``/``jer_key``); a correction's inputs are
+taken from the jet by name (:data:`CORRECTION_INPUTS`).
+
+The smearing's random numbers come from a counter-based hash of (seed, run, event, jet
+index), not from a generator state, so a jet is smeared the same way whatever the chunking
+and the executor.
+
+Example:
+    >>> z = jet_normals(np.array([1, 1]), np.array([7, 7]), np.array([0, 1]), seed=0)
+    >>> bool(np.all(z == jet_normals(np.array([1, 1]), np.array([7, 7]), np.array([0, 1]))))
+    True
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import awkward as ak
+import numpy as np
+
+if TYPE_CHECKING:
+    from adcoffea.config import SystematicsConfig
+
+#: The categories of a variation histogram, in order (those of configured sources only).
+VARIATIONS: tuple[str, ...] = ("nominal", "jes_up", "jes_down", "jer_up", "jer_down")
+
+#: correctionlib input name (lower case) -> the jet quantity it is evaluated at.
+CORRECTION_INPUTS: dict[str, str] = {
+    **{k: "pt" for k in ("pt", "jetpt", "jet_pt")},
+    **{k: "eta" for k in ("eta", "jeteta", "jet_eta")},
+    **{k: "abseta" for k in ("abseta", "jetabseta", "jet_abseta")},
+    **{k: "phi" for k in ("phi", "jetphi", "jet_phi")},
+    **{k: "mass" for k in ("mass", "jetmass", "jet_mass")},
+}
+
+#: Loaded correction sets, one per (path, content hash) and worker process.
+_CORRECTION_SETS: dict[tuple[str, str], Any] = {}
+
+
+def variations_key(observable: str) -> str:
+    """The name of the histogram holding the variations of ``observable`` (``mjj``...)."""
+    return f"{observable}_variations"
+
+
+def variation_names(config: SystematicsConfig) -> tuple[str, ...]:
+    """``nominal`` and the up/down variations of the sources ``config`` sets."""
+    out = ["nominal"]
+    for source in ("jes", "jer"):
+        if config.has(source):
+            out += [f"{source}_up", f"{source}_down"]
+    return tuple(out)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser on uint64 arrays (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def jet_normals(
+    run: np.ndarray, event: np.ndarray, jet_index: np.ndarray, *, seed: int = 0
+) -> np.ndarray:
+    """Standard normal numbers, one per jet, a pure function of (seed, run, event, jet index).
+
+    Box-Muller on two 53-bit uniforms hashed (SplitMix64) from the keys.
+    """
+
+    def u64(a: Any) -> np.ndarray:
+        return np.asarray(a).astype(np.int64).view(np.uint64)
+
+    key = _splitmix64(np.full(len(event), np.uint64(seed & 0xFFFFFFFFFFFFFFFF)) ^ u64(run))
+    key = _splitmix64(key ^ u64(event))
+    key = _splitmix64(key ^ u64(jet_index))
+    other = _splitmix64(key)
+    scale = 2.0**-53
+    u1 = ((key >> np.uint64(11)).astype(np.float64) + 0.5) * scale  # in (0, 1): log is finite
+    u2 = (other >> np.uint64(11)).astype(np.float64) * scale
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def load_correction_set(path: str | Path) -> Any:
+    """A correctionlib ``CorrectionSet`` read once per process (keyed by path and content)."""
+    import correctionlib
+
+    path = Path(path)
+    data = path.read_bytes()
+    key = (str(path.resolve()), hashlib.sha256(data).hexdigest())
+    if key not in _CORRECTION_SETS:
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+        _CORRECTION_SETS[key] = correctionlib.CorrectionSet.from_string(data.decode())
+    return _CORRECTION_SETS[key]
+
+
+def correction_inputs(correction: Any) -> tuple[str, ...]:
+    """The jet quantities (see :data:`CORRECTION_INPUTS`) a correction is evaluated at.
+
+    Raises:
+        ValueError: an input is not a known jet quantity, naming it.
+    """
+    out = []
+    for var in correction.inputs:
+        quantity = CORRECTION_INPUTS.get(var.name.lower())
+        if quantity is None:
+            raise ValueError(
+                f"correction {correction.name!r} has input {var.name!r}; adcoffea evaluates "
+                f"corrections at the jet's {', '.join(sorted(set(CORRECTION_INPUTS.values())))} "
+                "only"
+            )
+        out.append(quantity)
+    return tuple(out)
+
+
+def _relative_size(
+    config: SystematicsConfig, source: str, columns: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Per jet: ``delta`` (JES) or ``sigma`` (JER), fixed or from correctionlib."""
+    fixed = getattr(config, source)
+    n = len(columns["pt"])
+    if fixed is not None:
+        return np.full(n, float(fixed))
+    # the config's validator guarantees the file with a key for every unfixed source
+    assert config.correctionlib is not None
+    correction = load_correction_set(config.correctionlib)[getattr(config, f"{source}_key")]
+    if n == 0:
+        return np.zeros(0)
+    args = [columns[q] for q in correction_inputs(correction)]
+    return np.asarray(correction.evaluate(*args), dtype=np.float64)
+
+
+def jet_factors(
+    events: ak.Array, *, collection: str, config: SystematicsConfig
+) -> dict[str, np.ndarray | None]:
+    """Per variation, the factor on every jet's pt and mass (flat, in storage order).
+
+    ``None`` stands for the nominal jets (``jer_down``, see the module docstring). The
+    names are those of :func:`variation_names` less ``nominal``.
+    """
+    jets = events[collection]
+    counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
+    columns = {
+        q: ak.to_numpy(ak.flatten(jets[q], axis=1)).astype(np.float64)
+        for q in ("pt", "eta", "phi", "mass")
+    }
+    columns["abseta"] = np.abs(columns["eta"])
+    out: dict[str, np.ndarray | None] = {}
+    if config.has("jes"):
+        delta = _relative_size(config, "jes", columns)
+        out["jes_up"], out["jes_down"] = 1.0 + delta, 1.0 - delta
+    if config.has("jer"):
+        sigma = _relative_size(config, "jer", columns)
+        if "event" not in events.fields:
+            raise KeyError("event (the JER smearing is seeded by the event number)")
+        event = np.repeat(ak.to_numpy(events.event), counts)
+        run = np.repeat(ak.to_numpy(events.run), counts) if "run" in events.fields else event * 0
+        index = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        z = jet_normals(run, event, index, seed=config.seed)
+        # a factor <= 0 (a > 10 sigma fluctuation for sigma = 0.05) would flip the jet
+        out["jer_up"] = np.maximum(1.0 + sigma * z, 1e-3)
+        out["jer_down"] = None
+    return out
+
+
+def vary_events(events: ak.Array, *, collection: str, factor: np.ndarray) -> ak.Array:
+    """``events`` with the jets' pt and mass multiplied by ``factor`` and re-sorted by pt.
+
+    Columnar: the factors are unflattened onto the jets and the collection replaced with
+    ``ak.with_field`` (behaviours and metadata kept), so the selection reads the varied
+    jets exactly as it reads the nominal ones.
+    """
+    jets = events[collection]
+    f = ak.unflatten(factor, ak.num(jets, axis=1))
+    varied = ak.with_field(jets, jets.pt * f, "pt")
+    varied = ak.with_field(varied, jets.mass * f, "mass")
+    # the selection takes the two leading jets: a smeared jet may change places
+    varied = varied[ak.argsort(varied.pt, axis=1, ascending=False, stable=True)]
+    return ak.with_field(events, varied, collection)

@@ -157,7 +157,8 @@ def test_report_reads_the_typed_result(search, tmp_path):
     assert f"{best.n_params} par, χ²/ndf = {best.chi2:.1f}/{best.ndf}" in md
     assert f"[{scan.bump_lo[0]:.0f}, {scan.bump_hi[0]:.0f}]" in md
     assert "| svj | failed (see results.json) | – | – | – |" in md
-    assert "| wprime | 0.5 | 0.4 | 0.25 | 500 |" in md
+    # limits in mu and in events before the cut (mu x reference_events, 1000 here)
+    assert "| wprime | 0.5 | 0.4 | 500 | 400 | – |" in md
     assert "| 3,500 | failed (see results.json) | – |" in md
     assert "| qcd | 100 | 40 |" in md
     assert "| ae | autoencoder |" in md

@@ -481,7 +481,7 @@ class SystematicsConfig(_Strict):
 
     def _check_corrections(self, keys: list[str]) -> None:
         """The file reads, each key names a correction, each input is a jet quantity."""
-        from adcoffea.systematics import correction_inputs, load_correction_set
+        from adcoffea.corrections import correction_inputs, load_correction_set
 
         path = self.correctionlib
         if not path.is_file():

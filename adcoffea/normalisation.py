@@ -13,6 +13,10 @@ nominal cross section of its process (:data:`NOMINAL_CROSS_SECTION_PB`); for a f
 ``datasets.cross_sections`` in the config, else ``cross_section`` (pb) in the dataset's
 fileset metadata.
 
+``cfg`` arguments are :class:`adcoffea.config.AnalysisConfig` objects; this module does not
+import the config (the config calls :func:`missing_cross_sections` when it loads, so imports
+run one way: config -> normalisation).
+
 Example:
     >>> n = SampleNormalisation("wprime", 0.0085, 100.0, 5000.0, 5000, 5000)
     >>> round(n.scale, 6), round(n.cross_section_fb, 6)
@@ -25,12 +29,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adcoffea.errors import ConfigError
-
-if TYPE_CHECKING:
-    from adcoffea.config import AnalysisConfig
 
 #: Nominal cross sections (pb) of the synthetic processes: conventions of this generator, not
 #: theory predictions. QCD: 10 pb for the LHCO-like preselection (leading large-R jet
@@ -63,7 +64,7 @@ def _fileset_metadata(path: Path) -> dict[str, Mapping[str, Any]]:
 
 
 def cross_section_pb(
-    cfg: AnalysisConfig, dataset: str, metadata: Mapping[str, Any] | None = None
+    cfg: Any, dataset: str, metadata: Mapping[str, Any] | None = None
 ) -> float | None:
     """The cross section of ``dataset`` in pb, or None where none is given.
 
@@ -99,7 +100,7 @@ def cross_section_pb(
     return xs
 
 
-def missing_cross_sections(cfg: AnalysisConfig) -> list[str]:
+def missing_cross_sections(cfg: Any) -> list[str]:
     """The signal datasets without a cross section (synthetic samples always have one)."""
     if cfg.datasets.synthetic is not None:
         names = {s.name for s in cfg.datasets.synthetic.samples}
@@ -159,7 +160,7 @@ class SampleNormalisation:
 
 
 def normalisations(
-    cfg: AnalysisConfig,
+    cfg: Any,
     accumulated: Mapping[str, Mapping[str, float]],
     fileset: Mapping[str, Any] | None = None,
 ) -> dict[str, SampleNormalisation]:

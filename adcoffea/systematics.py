@@ -19,7 +19,7 @@ resolution:
 ``delta`` and ``sigma`` are either fixed relative sizes (``systematics.jes``/``jer``) or
 evaluated per jet by correctionlib from the JSON the user points to
 (``systematics.correctionlib`` with ``jes_key``/``jer_key``); a correction's inputs are
-taken from the jet by name (:data:`CORRECTION_INPUTS`).
+taken from the jet by name (:data:`adcoffea.corrections.CORRECTION_INPUTS`).
 
 The smearing's random numbers come from a counter-based hash of (seed, run, event, jet
 index), not from a generator state, so a jet is smeared the same way whatever the chunking
@@ -33,31 +33,18 @@ Example:
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
+
+from adcoffea.corrections import correction_inputs, load_correction_set
 
 if TYPE_CHECKING:
     from adcoffea.config import SystematicsConfig
 
 #: The categories of a variation histogram, in order (those of configured sources only).
 VARIATIONS: tuple[str, ...] = ("nominal", "jes_up", "jes_down", "jer_up", "jer_down")
-
-#: correctionlib input name (lower case) -> the jet quantity it is evaluated at.
-CORRECTION_INPUTS: dict[str, str] = {
-    **{k: "pt" for k in ("pt", "jetpt", "jet_pt")},
-    **{k: "eta" for k in ("eta", "jeteta", "jet_eta")},
-    **{k: "abseta" for k in ("abseta", "jetabseta", "jet_abseta")},
-    **{k: "phi" for k in ("phi", "jetphi", "jet_phi")},
-    **{k: "mass" for k in ("mass", "jetmass", "jet_mass")},
-}
-
-#: Loaded correction sets, one per (path, content hash) and worker process.
-_CORRECTION_SETS: dict[tuple[str, str], Any] = {}
 
 
 def variations_key(observable: str) -> str:
@@ -102,39 +89,6 @@ def jet_normals(
     u1 = ((key >> np.uint64(11)).astype(np.float64) + 0.5) * scale  # in (0, 1): log is finite
     u2 = (other >> np.uint64(11)).astype(np.float64) * scale
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
-
-
-def load_correction_set(path: str | Path) -> Any:
-    """A correctionlib ``CorrectionSet`` read once per process (keyed by path and content)."""
-    import correctionlib
-
-    path = Path(path)
-    data = path.read_bytes()
-    key = (str(path.resolve()), hashlib.sha256(data).hexdigest())
-    if key not in _CORRECTION_SETS:
-        if path.name.endswith(".gz"):
-            data = gzip.decompress(data)
-        _CORRECTION_SETS[key] = correctionlib.CorrectionSet.from_string(data.decode())
-    return _CORRECTION_SETS[key]
-
-
-def correction_inputs(correction: Any) -> tuple[str, ...]:
-    """The jet quantities (see :data:`CORRECTION_INPUTS`) a correction is evaluated at.
-
-    Raises:
-        ValueError: an input is not a known jet quantity, naming it.
-    """
-    out = []
-    for var in correction.inputs:
-        quantity = CORRECTION_INPUTS.get(var.name.lower())
-        if quantity is None:
-            raise ValueError(
-                f"correction {correction.name!r} has input {var.name!r}; adcoffea evaluates "
-                f"corrections at the jet's {', '.join(sorted(set(CORRECTION_INPUTS.values())))} "
-                "only"
-            )
-        out.append(quantity)
-    return tuple(out)
 
 
 def _relative_size(

@@ -309,7 +309,20 @@ class BumpHunterConfig(_Strict):
         "the anomaly-cut efficiency per bin of the second axis (2D) or overall (1D), for the "
         "score regions (the inclusive region is scanned against its fit)",
     )
-    scan_range: tuple[float, float] | None = Field(default=None, description="1D, GeV")
+    scan_range: tuple[float, float] | tuple[tuple[float, float], tuple[float, float]] | None = (
+        Field(
+            default=None,
+            description="GeV: (low, high) on the first axis, or ((xlo, xhi), (ylo, yhi)) in "
+            "2D; only bins inside are scanned, and a data-driven efficiency is measured there",
+        )
+    )
+    efficiency_model: Literal["trend", "constant"] = Field(
+        default="trend",
+        description="background 'efficiency': the cut efficiency per bin of the second axis "
+        "(one in 1D) along the first axis, 'trend' (logistic in log of the first axis, fitted "
+        "to the scanned range: a jet-level score's efficiency varies with the jets' pT) or "
+        "'constant'",
+    )
     sideband: bool = False
     seed: int = 0
     toys: Literal["refit", "fixed"] = Field(
@@ -350,7 +363,11 @@ class BumpHunterConfig(_Strict):
             )
         if isinstance(self.step, int) and self.step < 1:
             raise ValueError(f"step must be at least 1 bin, got {self.step}")
-        _interval(self.scan_range, "scan_range")
+        if self.scan_range is not None and isinstance(self.scan_range[0], tuple):
+            for axis, rng in zip("xy", self.scan_range, strict=True):
+                _interval(rng, f"scan_range ({axis})")  # type: ignore[arg-type]
+        else:
+            _interval(self.scan_range, "scan_range")  # type: ignore[arg-type]
         return self
 
 

@@ -102,30 +102,26 @@ def _inside(edges: np.ndarray, interval) -> np.ndarray:
     return (edges[:-1] >= float(interval[0]) - tol) & (edges[1:] <= float(interval[1]) + tol)
 
 
-def efficiency_background(
-    incl: np.ndarray, region: np.ndarray, *, rows: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Data-driven background of a score region: inclusive data x cut efficiency.
+def _efficiency(cfg, h, data_names, counts, edges0, scan_range) -> Any:
+    """The score region's data-driven background (:mod:`adcoffea.fits.efficiency`).
 
-    In 2D the efficiency is taken per bin of the second axis (e.g. m_X, on which a jet-level
-    score may depend) and assumed independent of the first (mjj); in 1D it is one number.
-    ``rows``: the bins of the first axis the efficiency is measured in (the scanned range;
-    default all). Returns the estimate and its per-bin statistical uncertainty (from the
-    inclusive counts).
-
-    Example:
-        >>> import numpy as np
-        >>> incl, region = np.array([100.0, 50.0, 20.0]), np.array([20.0, 5.0, 2.0])
-        >>> efficiency_background(incl, region, rows=np.array([False, True, True]))[0]
-        array([10.,  5.,  2.])
+    The efficiency is fitted in the rows of the first axis inside the scanned range: below
+    it (the selection's turn-on) a score's efficiency differs, and the bulk of the events
+    there would set the estimate.
     """
-    sel = np.ones(incl.shape[0], dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
-    if incl.ndim == 1:
-        eff = region[sel].sum() / max(incl[sel].sum(), 1.0)
-        return incl * eff, np.sqrt(incl) * eff
-    col_in, col_reg = incl[sel].sum(axis=0), region[sel].sum(axis=0)
-    eff = np.divide(col_reg, col_in, out=np.zeros_like(col_reg), where=col_in > 0)
-    return incl * eff[None, :], np.sqrt(incl) * eff[None, :]
+    from adcoffea.fits.efficiency import fit_efficiency
+
+    incl = _values(summed(h, data_names, cfg.regions[0].name))
+    rows = None
+    if scan_range is not None:
+        first = scan_range[0] if np.ndim(scan_range) == 2 else scan_range
+        rows = _inside(edges0, first)
+        if not rows.any():
+            raise ConfigError(f"bumphunt.scan_range {scan_range} contains no complete bin")
+    bh = cfg.bumphunt
+    trend = bh is None or bh.efficiency_model == "trend"
+    centres = 0.5 * (np.asarray(edges0)[1:] + np.asarray(edges0)[:-1])
+    return incl, fit_efficiency(incl, counts, centres=centres, rows=rows, trend=trend)
 
 
 def run_statistics(
@@ -217,18 +213,21 @@ def _one_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
     method = reg_cfg.background or bh.background
     if bh.scan_range is not None:
         scan_range = bh.scan_range
+    if scan_range is not None and np.ndim(scan_range) == 2:
+        raise ConfigError(
+            f"bumphunt.scan_range {scan_range} has two axes, but the observable {obs!r} is 1D"
+        )
+    estimate = None
     if (method == "efficiency" and not inclusive) or background is None:
-        incl = _values(summed(h, data_names, cfg.regions[0].name))
-        # the efficiency of the scanned range: below it (the selection's turn-on) a score's
-        # efficiency may differ, and the bulk of the events there would set the estimate
-        rows = None if scan_range is None else _inside(edges, scan_range)
-        background, stat_unc = efficiency_background(incl, counts, rows=rows)
+        incl, estimate = _efficiency(cfg, h, data_names, counts, edges, scan_range)
+        background, stat_unc = estimate.background, estimate.uncertainty
         background_method = "inclusive x efficiency"
     else:
         background_method = "fit"
     scan_unc = unc if background_method == "fit" and cfg.fit.function_uncertainty else None
     result = _scan(bh, counts, background, edges, scan_range, stat_unc, scan_unc,
-                   fit=fit if background_method == "fit" else None)  # fmt: skip
+                   fit=fit if background_method == "fit" else None,
+                   efficiency=None if estimate is None else (incl, estimate))  # fmt: skip
     refit = None
     tried = (
         cfg.fit is not None
@@ -253,8 +252,8 @@ def _one_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
     else:
         statement = FitUncertaintyStatement(
             included=False,
-            description="none: the scan's background is data-driven (inclusive x cut "
-            "efficiency, with its statistical uncertainty), no fit function enters",
+            description=f"none: the scan's background is data-driven ({estimate.description})"
+            ", no fit function enters",
         )
     return RegionResult(
         events=events,
@@ -467,12 +466,19 @@ def _fit_background_array(best, edges, counts):
     return background, (float(best.edges[0]), float(best.edges[-1]))
 
 
-def _scan(bh, counts, background, edges, scan_range, unc, fit_unc=None, fit=None):
+def _scan(bh, counts, background, edges, scan_range, unc, fit_unc=None, fit=None,
+          efficiency=None):  # fmt: skip
     """BumpHunter with the statistical (``unc``) or fit-function (``fit_unc``) uncertainty.
 
     ``fit``: the :class:`RegionFit` the background comes from; with ``bumphunt.toys:
     refit`` every pseudo-experiment is refitted as the data was and scanned against its own
     fit (:func:`adcoffea.fits.toys.refitted_toys`), so that the global p is calibrated.
+    ``efficiency``: ``(inclusive counts, EfficiencyEstimate)`` of a data-driven background;
+    with ``refit`` the toys are drawn from the inclusive counts and each re-estimates its
+    efficiency (:func:`adcoffea.fits.efficiency.efficiency_toys`). The estimate's
+    uncertainty (``unc``) enters every window's local p in quadrature; bins of one column
+    are correlated through the fitted slope, which the re-estimated toys carry into the
+    global p.
     """
     from dataclasses import replace
 
@@ -493,6 +499,14 @@ def _scan(bh, counts, background, edges, scan_range, unc, fit_unc=None, fit=None
             log.warning("%d of %d BumpHunter toys could not be refitted; left out",
                         toys.n_failed, bh.n_toys)  # fmt: skip
         toy_counts, toy_bkgs = toys.embed(np.asarray(edges, dtype=float))
+    elif efficiency is not None and bh.toys == "refit" and not bh.sideband:
+        from adcoffea.fits.efficiency import efficiency_toys
+
+        incl, estimate = efficiency
+        centres = np.asarray(edges[0] if np.ndim(counts) == 2 else edges, dtype=float)
+        centres = 0.5 * (centres[1:] + centres[:-1])
+        toy_counts, toy_bkgs = efficiency_toys(incl, estimate, centres=centres,
+                                               n_toys=bh.n_toys, seed=bh.seed)  # fmt: skip
     result = bumphunt(
         counts,
         background,
@@ -511,6 +525,11 @@ def _scan(bh, counts, background, edges, scan_range, unc, fit_unc=None, fit=None
         toys=toy_counts,
         toy_backgrounds=toy_bkgs,
     )
+    if toy_bkgs is not None and toys is None:
+        how = ("region counts drawn binomially from the inclusive counts with the fitted "
+               "efficiency; each toy re-estimates its efficiency as the data did and is "
+               "scanned against its own estimate")  # fmt: skip
+        return replace(result, settings={**result.settings, "toys": how}, seed=bh.seed)
     if toys is None:
         how = "toys around the background, scanned against it (no refit)"
         if fit is not None:
@@ -557,20 +576,23 @@ def _two_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
     if bh is None or region == cfg.regions[0].name:
         # the inclusive region is the background estimate itself
         return RegionResult(events=float(counts.sum()))
-    incl = _values(summed(h, data_names, cfg.regions[0].name))
-    background, unc = efficiency_background(incl, counts)
     edges = [data.axes[0].edges, data.axes[1].edges]
-    result = _scan(bh, counts, background, edges, None, unc)
-    _bh_plots(result, counts, background, edges, plots, region, "")
+    scan_range = bh.scan_range
+    if scan_range is not None and np.ndim(scan_range) == 1:
+        # a 1D range restricts the first axis (m_Y); the second is scanned whole
+        scan_range = (tuple(scan_range), (float(edges[1][0]), float(edges[1][-1])))
+    incl, estimate = _efficiency(cfg, h, data_names, counts, edges[0], scan_range)
+    result = _scan(bh, counts, estimate.background, edges, scan_range, estimate.uncertainty,
+                   efficiency=(incl, estimate))  # fmt: skip
+    _bh_plots(result, counts, estimate.background, edges, plots, region, "")
     return RegionResult(
         events=float(counts.sum()),
         background_method="inclusive x efficiency(m_X)",
         bumphunter=result,
         bumphunter_uncertainty=FitUncertaintyStatement(
             included=False,
-            description="none: the scan's background is data-driven (inclusive x cut "
-            "efficiency per m_X column, with its statistical uncertainty), no fit function "
-            "enters",
+            description=f"none: the scan's background is data-driven ({estimate.description})"
+            ", no fit function enters",
         ),
     )
 
@@ -657,18 +679,21 @@ def _limits(
         )
 
     if two_d or fit is None:
-        incl = _values(summed(h, data_names, inclusive))
-        bkg, unc = efficiency_background(incl, counts)
         if region == inclusive:
             raise ConfigError("limits without a fit need an anomaly region (limits.region)")
+        scan_range = None if cfg.bumphunt is None else cfg.bumphunt.scan_range
+        if scan_range is not None and np.ndim(scan_range) == 2 and not two_d:
+            scan_range = None
+        _, estimate = _efficiency(cfg, h, data_names, counts, data.axes[0].edges, scan_range)
+        bkg, unc = estimate.background, estimate.uncertainty
         mask = bkg.ravel() > 0
         d_vec, b_vec, u_vec = counts.ravel()[mask], bkg.ravel()[mask], unc.ravel()[mask]
         background_arg: Any = b_vec
         ws_kwargs: dict[str, Any] = {"bkg_stat_errors": np.maximum(u_vec, 1e-6)}
-        background = "inclusive x efficiency, with its statistical uncertainty"
+        background = estimate.description
         statement = FitUncertaintyStatement(
             included=False,
-            description="none: the background is data-driven (inclusive x cut efficiency), "
+            description=f"none: the background is data-driven ({estimate.description}), "
             "no fit function enters",
         )
 

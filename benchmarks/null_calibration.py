@@ -28,10 +28,17 @@ p < 0.05 / global Z > 2 / > 3, and writes ``<output>/hunt_<level>.json`` and a h
     python benchmarks/null_calibration.py regions --seeds 30 --events 100000
 
     python benchmarks/null_calibration.py search --config configs/svj_mt.yaml --seeds 5
+    python benchmarks/null_calibration.py search --config configs/yxh_2d.yaml --seeds 30 \
+        --qcd-events 60000 --epochs 8 --toys 2000
 
 ``search``: ``adcoffea run`` of a shipped config at its configured size with the injected
 signal removed and the QCD generated with another seed per run (models trained, hunt and
 BumpHunter scans as configured, limits off): the global Z of every scan and of the hunt.
+``--qcd-events``, ``--epochs`` and ``--toys`` make the reduced-size runs (as the tests do:
+fewer QCD events, at most that many epochs except for the VRNN, fewer pseudo-experiments).
+``--append`` adds the runs to those already in the output JSON (seeds run in several
+sittings). The summary has, per region, the KS test of the global p against uniform, the
+fraction with p < 0.05 and the largest global Z, and a histogram of p per region.
 
 ``regions``: the statistics stage of a fitted region (:func:`adcoffea.statistics.run_statistics`:
 order-selected dijet fit, fit-function uncertainty, BumpHunter with toys, guarded refit) on
@@ -152,17 +159,26 @@ def search_main(args) -> None:
     if syn is None:
         raise SystemExit(f"{args.config}: the search level needs a synthetic dataset block")
     args.output.mkdir(parents=True, exist_ok=True)
-    tag = f"search_{base.name}"
+    reduced = args.qcd_events is not None
+    tag = f"search_{base.name}" + (f"_{args.qcd_events}" if reduced else "")
     suffix = "_statistics_only" if args.statistics_only else ""
+    path = args.output / f"{tag}{suffix}.json"
     runs: list[dict[str, Any]] = []
+    if args.append and path.exists():
+        runs = json.loads(path.read_text())["runs"]
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         # the QCD sample of the config at its size with another seed, nothing injected;
         # signal templates stay (the models that train on them: supervised regions)
         qcd = [replace_model(s, seed=1000 + seed, name=f"qcd_{s.events}_s{seed}")
+               if not reduced else
+               replace_model(s, seed=1000 + seed, events=args.qcd_events, files=1,
+                             name=f"qcd_{args.qcd_events}_s{seed}")
                for s in syn.samples if s.process == "qcd"]  # fmt: skip
         templates = [s for s in syn.samples
                      if s.process != "qcd" and s.name not in base.datasets.data]  # fmt: skip
+        if reduced:
+            templates = [replace_model(s, events=min(s.events, 3000)) for s in templates]
         datasets = replace_model(
             base.datasets,
             synthetic=replace_model(syn, directory=args.data, samples=qcd + templates),
@@ -170,10 +186,22 @@ def search_main(args) -> None:
         )
         changes: dict[str, Any] = {"datasets": datasets, "limits": None,
                                    "output": args.output / f"{tag}_s{seed}"}  # fmt: skip
+        toys = {} if args.toys is None else {"n_toys": args.toys}
         if base.bumphunt is not None:
-            changes["bumphunt"] = replace_model(base.bumphunt, seed=seed)
+            changes["bumphunt"] = replace_model(base.bumphunt, seed=seed, **toys)
         if base.hunt is not None:
-            changes["hunt"] = replace_model(base.hunt, seed=seed)
+            changes["hunt"] = replace_model(base.hunt, seed=seed, **toys)
+        if args.epochs is not None:
+            # as the tests: fewer epochs, except for the VRNN (a sequence model needs its
+            # epochs on a small sample)
+            models = [m if m.method == "vrnn" else
+                      replace_model(m, train=replace_model(m.train,
+                                                           epochs=min(m.train.epochs, args.epochs)))
+                      for m in base.all_models]  # fmt: skip
+            if base.model is not None:
+                changes["model"] = models[0]
+            else:
+                changes["models"] = models
         cfg = replace_model(base, **changes)
         if args.statistics_only:
             # the statistics stage again on a finished run's histograms (e.g. after a change
@@ -197,22 +225,45 @@ def search_main(args) -> None:
             row["regions"]["hunt"] = {"local_z": res["hunt"]["best"]["local_z"],
                                       "global_z": g["z"], "global_p": g["p"]}  # fmt: skip
         row["wall_s"] = round(time.perf_counter() - t0, 1)
-        runs.append(row)
+        runs = [r for r in runs if r["seed"] != seed] + [row]
         print(json.dumps(row), flush=True)
-        (args.output / f"{tag}{suffix}.json").write_text(json.dumps({"runs": runs}, indent=1))
+        path.write_text(json.dumps({"runs": runs}, indent=1))
+    summary = _search_summary(runs, args.config, args.output / f"{tag}{suffix}")
+    print(json.dumps(summary, indent=1))
+    path.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
+
+
+def _search_summary(runs: list[dict[str, Any]], config: Path, stem: Path) -> dict[str, Any]:
+    """Per region: KS test of the global p against uniform, tail fractions, a p histogram."""
+    from scipy import stats
+
     zs = [v["global_z"] for r in runs for v in r["regions"].values() if v["global_z"] is not None]
-    summary = {
-        "config": str(args.config),
+    summary: dict[str, Any] = {
+        "config": str(config),
         "runs": len(runs),
         "region_runs": len(zs),
         "max_global_z": float(max(zs)) if zs else None,
         "global_z_above_2": int(sum(z > 2 for z in zs)),
         "global_z_above_3": int(sum(z > 3 for z in zs)),
+        "regions": {},
     }
-    print(json.dumps(summary, indent=1))
-    (args.output / f"{tag}{suffix}.json").write_text(
-        json.dumps({"summary": summary, "runs": runs}, indent=1)
-    )
+    names = sorted({k for r in runs for k in r["regions"]})
+    for name in names:
+        p = np.array([r["regions"][name]["global_p"] for r in runs if name in r["regions"]
+                      and r["regions"][name]["global_p"] is not None], dtype=float)  # fmt: skip
+        if not len(p):
+            continue
+        ks = float(stats.kstest(p, "uniform").pvalue) if len(p) > 2 else None
+        summary["regions"][name] = {
+            "runs": len(p),
+            "ks_pvalue_uniform": ks,
+            "fraction_p_below_0.05": float(np.mean(p < 0.05)),
+            "max_global_z": float(stats.norm.isf(p.min())),
+        }
+        if len(p) > 2:
+            _plot(p, Path(f"{stem}_{name}.png"),
+                  f"{config.stem} {name}: {len(p)} runs, KS p = {ks:.2g}")  # fmt: skip
+    return summary
 
 
 def _restatistics(cfg, out_dir: Path, data_names: list[str]) -> dict[str, Any]:
@@ -411,6 +462,11 @@ def main() -> None:
     c.add_argument("--threads", type=int, default=2, help="threads for training and scoring")
     c.add_argument("--statistics-only", action="store_true",
                    help="rerun only the statistics stage on each seed's saved histograms")  # fmt: skip
+    c.add_argument("--qcd-events", type=int, default=None,
+                   help="reduced size: QCD events per run (default: the config's)")  # fmt: skip
+    c.add_argument("--epochs", type=int, default=None, help="reduced size: at most this many")
+    c.add_argument("--toys", type=int, default=None, help="pseudo-experiments of every scan")
+    c.add_argument("--append", action="store_true", help="add to the runs in the output JSON")
     c.add_argument("--data", type=Path, default=Path("data/synthetic/null_calibration"))
     c.add_argument("--output", type=Path, default=Path("results/null_calibration"))
     args = ap.parse_args()

@@ -247,7 +247,7 @@ def _one_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
             # the refit replaces the fit: its diagnostics and its uncertainty
             fit, unc = refit.fit, refit.uncertainty
     _bh_plots(result, counts, background, edges, plots, region, LABELS.get(obs, obs))
-    if background_method == "fit":
+    if estimate is None:
         statement = _scan_statement(cfg, scan_unc, result, unc)
     else:
         statement = FitUncertaintyStatement(

@@ -100,9 +100,11 @@ def _logistic(
     nr, kr, xr = n[..., rows, :], k[..., rows, :], x[rows][:, None]
     N, K = nr.sum(axis=-2), kr.sum(axis=-2)
     p0 = np.divide(K, N, out=np.zeros_like(K), where=N > 0)
+    # a slope needs events in at least three rows of the column (else it is not measurable)
     sloped = (
         np.full(K.shape, False) if not trend
         else (K >= MIN_EVENTS_FOR_TREND) & (N - K >= MIN_EVENTS_FOR_TREND)
+        & ((nr > 0).sum(axis=-2) >= 3)
     )  # fmt: skip
     a = np.log(np.clip(p0, 1e-12, None)) - np.log(np.clip(1.0 - p0, 1e-12, None))
     b = np.zeros_like(a)
@@ -125,6 +127,7 @@ def _logistic(
     w = nr * (eff[..., rows, :] * (1.0 - eff[..., rows, :]))
     h00, h01, h11 = w.sum(axis=-2), (w * xr).sum(axis=-2), (w * xr * xr).sum(axis=-2)
     det = h00 * h11 - h01 * h01
+    sloped = sloped & (det > 0)
     xx = x[:, None]
     var_eta = np.where(
         sloped[..., None, :],

@@ -59,6 +59,16 @@ def test_constant_model_is_the_ratio_per_column():
     assert est.trend_columns == 1 and np.all(est.background[:, 1] == 0)
 
 
+def test_a_column_with_events_in_one_row_gets_a_constant_and_a_finite_uncertainty():
+    incl = np.zeros((6, 2))
+    region = np.zeros((6, 2))
+    incl[:, 0], region[:, 0] = 400.0, 40.0
+    incl[2, 1], region[2, 1] = 300.0, 30.0  # one populated row: no slope is measurable
+    est = fit_efficiency(incl, region, centres=np.arange(1.0, 7.0))
+    assert est.trend_columns == 1
+    assert np.all(np.isfinite(est.uncertainty)) and est.background[2, 1] == pytest.approx(30.0)
+
+
 def test_rows_outside_the_scanned_range_do_not_set_the_efficiency():
     incl = np.array([1000.0, 1000.0, 500.0, 250.0])
     region = np.array([300.0, 50.0, 25.0, 12.0])  # the first row: a turn-on with eff 0.3

@@ -102,7 +102,7 @@ def _inside(edges: np.ndarray, interval) -> np.ndarray:
     return (edges[:-1] >= float(interval[0]) - tol) & (edges[1:] <= float(interval[1]) + tol)
 
 
-def _efficiency(cfg, h, data_names, counts, edges0, scan_range) -> Any:
+def _efficiency(cfg, h, data_names, region, counts, edges0, scan_range) -> Any:
     """The score region's data-driven background (:mod:`adcoffea.fits.efficiency`).
 
     The efficiency is fitted in the rows of the first axis inside the scanned range: below
@@ -121,7 +121,10 @@ def _efficiency(cfg, h, data_names, counts, edges0, scan_range) -> Any:
     bh = cfg.bumphunt
     trend = bh is None or bh.efficiency_model == "trend"
     centres = 0.5 * (np.asarray(edges0)[1:] + np.asarray(edges0)[:-1])
-    return incl, fit_efficiency(incl, counts, centres=centres, rows=rows, trend=trend)
+    try:
+        return incl, fit_efficiency(incl, counts, centres=centres, rows=rows, trend=trend)
+    except ConfigError as err:
+        raise ConfigError(f"region {region!r}: {err}") from None
 
 
 def run_statistics(
@@ -219,7 +222,7 @@ def _one_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
         )
     estimate = None
     if (method == "efficiency" and not inclusive) or background is None:
-        incl, estimate = _efficiency(cfg, h, data_names, counts, edges, scan_range)
+        incl, estimate = _efficiency(cfg, h, data_names, region, counts, edges, scan_range)
         background, stat_unc = estimate.background, estimate.uncertainty
         background_method = "inclusive x efficiency"
     else:
@@ -581,7 +584,7 @@ def _two_dimensional(cfg, h, data, data_names, region, plots: Path) -> RegionRes
     if scan_range is not None and np.ndim(scan_range) == 1:
         # a 1D range restricts the first axis (m_Y); the second is scanned whole
         scan_range = (tuple(scan_range), (float(edges[1][0]), float(edges[1][-1])))
-    incl, estimate = _efficiency(cfg, h, data_names, counts, edges[0], scan_range)
+    incl, estimate = _efficiency(cfg, h, data_names, region, counts, edges[0], scan_range)
     result = _scan(bh, counts, estimate.background, edges, scan_range, estimate.uncertainty,
                    efficiency=(incl, estimate))  # fmt: skip
     _bh_plots(result, counts, estimate.background, edges, plots, region, "")
@@ -684,7 +687,9 @@ def _limits(
         scan_range = None if cfg.bumphunt is None else cfg.bumphunt.scan_range
         if scan_range is not None and np.ndim(scan_range) == 2 and not two_d:
             scan_range = None
-        _, estimate = _efficiency(cfg, h, data_names, counts, data.axes[0].edges, scan_range)
+        _, estimate = _efficiency(
+            cfg, h, data_names, region, counts, data.axes[0].edges, scan_range
+        )
         bkg, unc = estimate.background, estimate.uncertainty
         mask = bkg.ravel() > 0
         d_vec, b_vec, u_vec = counts.ravel()[mask], bkg.ravel()[mask], unc.ravel()[mask]

@@ -285,3 +285,52 @@ def test_scan_toys_are_refitted_by_default(stats, tmp_path):
     # the same data and fit: the refitted toys' t is smaller, so p is not larger
     assert incl.bumphunter.t_obs == pytest.approx(fixed.bumphunter.t_obs)
     assert np.median(incl.bumphunter.t_toys) < np.median(fixed.bumphunter.t_toys)
+
+
+# --------------------------------------------------------------------------------------
+# data-driven efficiency regions (fits/efficiency.py through the statistics stage)
+# --------------------------------------------------------------------------------------
+def _efficiency_run(tmp_path, scan_range):
+    cfg = parse_config(
+        {
+            "name": "t",
+            "datasets": {"fileset": "f.json"},
+            "models": [{"method": "autoencoder", "name": "ae"}],
+            "regions": [{"name": "inclusive"}, {"name": "ae_top10", "model": "ae"}],
+            "histograms": {"mjj": {"edges": EDGES.tolist()}},
+            "bumphunt": {"n_toys": 200, "seed": 3, "background": "efficiency",
+                         "scan_range": scan_range},
+        }
+    )  # fmt: skip
+    rng = np.random.default_rng(9)
+    incl = rng.poisson(expected_counts(EDGES, [2e5, 7.8, 5.3, 1.1]))
+    h = hist.Hist(
+        hist.axis.StrCategory(["data"], name="dataset"),
+        hist.axis.StrCategory(["inclusive", "ae_top10"], name="region"),
+        hist.axis.Variable(EDGES, name="mjj"),
+        storage=hist.storage.Weight(),
+    )
+    h.view().value[0, 0] = h.view().variance[0, 0] = incl
+    h.view().value[0, 1] = h.view().variance[0, 1] = rng.binomial(incl, 0.1)
+    return run_statistics(cfg, {"mjj": h}, ["data"], out_dir=tmp_path)
+
+
+def test_efficiency_region_states_its_model_and_re_estimates_its_toys(tmp_path):
+    r = _efficiency_run(tmp_path, [3000.0, 6000.0]).regions["ae_top10"]
+    bh = r.bumphunter
+    assert "re-estimates its efficiency" in bh.settings["toys"]
+    assert "logistic trend" in r.bumphunter_uncertainty.description
+    assert "30 bins of the scanned range" in r.bumphunter_uncertainty.description
+    assert bh.global_z < 3 and bh.bump_lo[0] >= 3000.0
+
+
+@pytest.mark.parametrize(
+    ("scan_range", "match"),
+    [([[3000.0, 6000.0], [0.0, 1.0]], "has two axes"), ([6100.0, 6500.0], "no complete bin")],
+)
+def test_bad_efficiency_scan_range_is_one_named_error(tmp_path, scan_range, match):
+    from adcoffea.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match) as err:
+        _efficiency_run(tmp_path, scan_range)
+    assert "scan_range" in str(err.value)

@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,8 @@ import numpy as np
 from adcoffea.errors import ConfigError
 
 __all__ = ["EfficiencyEstimate", "efficiency_toys", "fit_efficiency"]
+
+log = logging.getLogger(__name__)
 
 #: a column with fewer passing (or failing) events than this in the fitted rows gets a
 #: constant efficiency: a slope is not measurable there and the fit could separate
@@ -69,7 +72,11 @@ class EfficiencyEstimate:
     @property
     def description(self) -> str:
         """One line for reports."""
-        shape = "a logistic trend in log of the first axis" if self.trend else "constant"
+        shape = "constant"
+        if self.trend:
+            columns = 1 if self.efficiency.ndim == 1 else self.efficiency.shape[1]
+            shape = (f"a logistic trend in log of the first axis in {self.trend_columns} of "
+                     f"{columns} column(s), the others too few events")  # fmt: skip
         where = "per bin of the second axis" if self.efficiency.ndim == 2 else "overall"
         return (
             f"inclusive x cut efficiency ({where}, {shape}, fitted in {int(self.rows.sum())} "
@@ -225,6 +232,10 @@ def efficiency_toys(
     """
     incl = np.asarray(incl, dtype=float)
     trials = np.rint(_columns(incl)).astype(np.int64)
+    if np.any(np.abs(_columns(incl) - trials) > 1e-6):
+        # binomial toys need event counts; weighted pseudo-data are drawn as rounded counts
+        log.warning("efficiency toys: the inclusive histogram is weighted (non-integer "
+                    "bins); the toys are drawn from its rounded counts")  # fmt: skip
     eff = np.clip(_columns(estimate.efficiency), 0.0, 1.0)
     x = _x(centres, estimate.rows)
     rng = np.random.default_rng(seed)

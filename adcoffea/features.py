@@ -153,32 +153,41 @@ def high_level_features(jets, *, column=None) -> dict[str, np.ndarray]:
             return np.full((len(jets), 2), np.nan)
         return column(name) if column is not None else two_columns(jets[name])
 
+    # Work on the two jets' columns separately: numpy reductions along a length-2 axis
+    # (sum(1), argmin(1)) cost about a microsecond per event, more than the arithmetic.
     pt, eta, phi, mass = col("pt"), col("eta"), col("phi"), col("mass")
     tau1, tau2, tau3 = col("tau1"), col("tau2"), col("tau3")
     # Invariant mass from (pt, eta, phi, m), without relying on a vector behaviour.
-    px, py = pt * np.cos(phi), pt * np.sin(phi)
-    pz = pt * np.sinh(eta)
-    e = np.sqrt(px**2 + py**2 + pz**2 + mass**2)
-    m2 = e.sum(1) ** 2 - px.sum(1) ** 2 - py.sum(1) ** 2 - pz.sum(1) ** 2
+    px, py, pz, e = [], [], [], []
+    for j in (0, 1):
+        px.append(pt[:, j] * np.cos(phi[:, j]))
+        py.append(pt[:, j] * np.sin(phi[:, j]))
+        pz.append(pt[:, j] * np.sinh(eta[:, j]))
+        e.append(np.sqrt(px[j] ** 2 + py[j] ** 2 + pz[j] ** 2 + mass[:, j] ** 2))
+    m2 = (e[0] + e[1]) ** 2 - (px[0] + px[1]) ** 2 - (py[0] + py[1]) ** 2 - (pz[0] + pz[1]) ** 2
     mjj = np.sqrt(np.maximum(m2, 0.0))
 
-    light = np.argmin(mass, axis=1)[:, None]
-    heavy = 1 - light
+    # the lighter jet: the first of the two unless the second is lighter (ties and NaN as
+    # np.argmin: the first minimum, a NaN counting as the minimum)
+    m0, m1 = mass[:, 0], mass[:, 1]
+    second = (m1 < m0) | (np.isnan(m1) & ~np.isnan(m0))
 
-    def pick(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        return np.take_along_axis(a, idx, axis=1)[:, 0]
+    def light_heavy(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.where(second, a[:, 1], a[:, 0]), np.where(second, a[:, 0], a[:, 1])
 
     tau21, tau32 = _ratio(tau2, tau1), _ratio(tau3, tau2)
-    mj_min, mj_max = pick(mass, light), pick(mass, heavy)
+    mj_min, mj_max = light_heavy(mass)
+    tau21_min, tau21_max = light_heavy(tau21)
+    tau32_min, tau32_max = light_heavy(tau32)
     return {
         "mjj": mjj,
         "mj_min": mj_min,
         "mj_max": mj_max,
         "delta_mj": mj_max - mj_min,
-        "tau21_min": pick(tau21, light),
-        "tau21_max": pick(tau21, heavy),
-        "tau32_min": pick(tau32, light),
-        "tau32_max": pick(tau32, heavy),
+        "tau21_min": tau21_min,
+        "tau21_max": tau21_max,
+        "tau32_min": tau32_min,
+        "tau32_max": tau32_max,
     }
 
 

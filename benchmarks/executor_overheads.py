@@ -1,0 +1,196 @@
+"""Where the parallel executors lose time on a few cores, and which chunk size to use.
+
+    python benchmarks/executor_overheads.py [--events 1000000] [--files 10]
+                                            [--chunksizes 50000,100000,200000,500000]
+
+Measured in one run, on the cached QCD files of ``benchmarks/scaling.py``:
+
+1. **Chunk size** (iterative executor, one core): events/s of the dijet processor at each
+   chunk size, and its ratio to uproot reading the same branches with the same step size
+   (the per-chunk costs, NanoEvents' form and the file opening, shrink with bigger chunks).
+2. **The parts of a parallel run** (the default: futures, 2 workers):
+
+   * start of the worker pool: until every worker has imported coffea and adcoffea;
+   * pickling the processor (cloudpickle + lz4, as coffea ships it with every task);
+   * pickling one chunk's output back, histograms only and with the training columns;
+   * merging the outputs of every chunk (``coffea.processor.accumulate``), both ways;
+   * the wall time of the iterative and futures executors over the same files, and what the
+     parts above add up to.
+
+Absolute numbers depend on the machine and its load; compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+BRANCHES = [
+    "event",
+    "genWeight",
+    "nFatJet",
+    *(f"FatJet_{f}" for f in ("pt", "eta", "phi", "mass", "tau1", "tau2", "tau3")),
+]
+
+
+def _import_worker(_: int) -> float:
+    """What a worker imports before its first chunk; returns when done (seconds spent)."""
+    t0 = time.perf_counter()
+    import coffea.nanoevents
+    import coffea.processor  # noqa: F401
+
+    import adcoffea.processors  # noqa: F401
+
+    time.sleep(0.2)  # keep this worker busy so the other task goes to the other worker
+    return time.perf_counter() - t0
+
+
+def pool_start(workers: int) -> float:
+    """Seconds from creating adcoffea's loky pool until every worker has imported."""
+    from adcoffea.execution import worker_pool_factory
+
+    t0 = time.perf_counter()
+    pool = worker_pool_factory()(max_workers=workers)
+    try:
+        list(pool.map(_import_worker, range(workers)))
+        return time.perf_counter() - t0 - 0.2
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _pickle(obj) -> tuple[int, float, float]:
+    """(bytes, seconds to pickle + compress, seconds to decompress + unpickle), as coffea."""
+    import cloudpickle
+    import lz4.frame
+
+    t0 = time.perf_counter()
+    blob = lz4.frame.compress(cloudpickle.dumps(obj), compression_level=1)
+    t1 = time.perf_counter()
+    cloudpickle.loads(lz4.frame.decompress(blob))
+    return len(blob), t1 - t0, time.perf_counter() - t1
+
+
+def one_chunk_output(path: str, chunksize: int, *, columns: bool) -> dict:
+    """The dijet processor's output of the file's first chunk."""
+    import uproot
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    from adcoffea.processors import DijetProcessor
+
+    NanoAODSchema.warn_missing_crossrefs = False
+    with uproot.open({path: None}) as f:
+        events = NanoEventsFactory.from_root(
+            f,
+            treepath="Events",
+            mode="virtual",
+            entry_start=0,
+            entry_stop=chunksize,
+            metadata={"dataset": "qcd", "filename": path},
+        ).events()
+        return DijetProcessor(collect_columns=columns).process(events)
+
+
+def chunk_scan(path: str, chunksizes: list[int], repeat: int) -> list[dict]:
+    """Iterative processor vs uproot read of the same branches, per chunk size."""
+    import uproot
+
+    from adcoffea.execution import run_processor
+    from adcoffea.processors import DijetProcessor
+
+    def best(fn) -> float:
+        out = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+        return min(out)
+
+    def read(step: int) -> None:
+        with uproot.open(path) as f:
+            for _ in f["Events"].iterate(BRANCHES, step_size=step):
+                pass
+
+    with uproot.open(path) as f:
+        n = f["Events"].num_entries
+    rows = []
+    for c in chunksizes:
+        t_read = best(lambda c=c: read(c))
+        t_proc = best(
+            lambda c=c: run_processor(
+                {"qcd": [path]}, DijetProcessor(), executor="iterative", chunksize=c, status=False
+            )
+        )
+        rows.append({"chunksize": c, "events": n, "read_s": t_read, "processor_s": t_proc})
+        print(
+            f"  chunk {c:>8,d}: processor {n / t_proc:11,.0f} ev/s, read {n / t_read:11,.0f} "
+            f"ev/s, ratio {t_read / t_proc:.2f}",
+            flush=True,
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--files", type=int, default=10)
+    ap.add_argument("--data", type=Path, default=Path("data/synthetic/bench_1M"))
+    ap.add_argument("--chunksizes", default="50000,100000,200000,500000")
+    ap.add_argument("--chunksize", type=int, default=100_000, help="for the parallel parts")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+
+    from coffea.processor import accumulate
+    from scaling import cached_sample
+
+    from adcoffea.execution import run_processor
+    from adcoffea.processors import DijetProcessor
+
+    files = cached_sample(args.data, events=args.events, files=args.files)
+    print(f"{len(files)} files, {args.events:,d} events; cores {os.cpu_count()}, load "
+          f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+    print("1. chunk size (iterative, one file, best of", args.repeat, "):")
+    chunk_scan(files[0], [int(c) for c in args.chunksizes.split(",")], args.repeat)
+
+    print(f"2. parts of a futures run with {args.workers} workers, chunks of {args.chunksize:,d}:")
+    n_chunks = sum(-(-(args.events // args.files) // args.chunksize) for _ in files)
+    t_pool = pool_start(args.workers)
+    print(f"  worker pool start (imports included)    : {t_pool:6.2f} s (once per run)")
+    size, dump, load = _pickle(DijetProcessor())
+    print(f"  processor pickle                         : {size / 1024:6.1f} kB, "
+          f"{1e3 * (dump + load):.1f} ms per task")  # fmt: skip
+    merged = {}
+    for columns in (False, True):
+        out = one_chunk_output(files[0], args.chunksize, columns=columns)
+        size, dump, load = _pickle(out)
+        t0 = time.perf_counter()
+        accumulate([out for _ in range(n_chunks)])
+        merge = time.perf_counter() - t0
+        merged[columns] = (n_chunks * (dump + load), merge)
+        label = "with training columns" if columns else "histograms only"
+        print(f"  chunk output, {label:<22s}: {size / 1024:8.1f} kB, pickle {1e3 * dump:.1f} + "
+              f"unpickle {1e3 * load:.1f} ms; merging {n_chunks} outputs {merge:.2f} s")  # fmt: skip
+    walls = {}
+    for ex in ("iterative", "futures"):
+        t0 = time.perf_counter()
+        res = run_processor({"qcd": files}, DijetProcessor(), executor=ex,
+                            workers=args.workers, chunksize=args.chunksize, status=False)  # fmt: skip
+        walls[ex] = time.perf_counter() - t0
+        assert res.report.events_processed == args.events
+        print(f"  {ex:<9s} wall {walls[ex]:6.2f} s ({args.events / walls[ex]:,.0f} ev/s)")
+    shipping, merge = merged[False]
+    ideal = walls["iterative"] / args.workers
+    print(f"  futures / iterative speed-up {walls['iterative'] / walls['futures']:.2f}; ideal "
+          f"{args.workers}: {ideal:.2f} s. Overheads: pool start {t_pool:.2f} s, shipping "
+          f"outputs {shipping:.2f} s, merging {merge:.2f} s (histograms only)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -534,6 +534,26 @@ class HuntClassifierConfig(_Strict):
     seed: int = 0
 
 
+class HuntCathodeConfig(_Strict):
+    """CATHODE in the hunt (``hunt.method: cathode``): every window's background model.
+
+    The density p(features | mjj) is trained on the window's sidebands, sampled in its SR
+    (``oversample`` samples per SR event), and the window's classifier learns SR data against
+    those samples. ``closure`` checks the samples first: a classifier of real sideband events
+    against samples at their mjj (ROC AUC about 0.5 when the model is right), reported per
+    window as ``closure_auc`` in ``results.json``.
+    """
+
+    background_model: Literal["maf", "nsf", "cvae"] = "maf"
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="density options (epochs, n_models, transforms, hidden, ...): "
+        "adcoffea.models.density.DENSITY_DEFAULTS",
+    )
+    oversample: int = Field(default=4, ge=1, description="background samples per SR event")
+    closure: bool = Field(default=True, description="sampled-vs-real sideband AUC per window")
+
+
 class HuntConfig(_Strict):
     """The sliding-window weakly supervised hunt (``adcoffea.hunt``).
 
@@ -570,6 +590,7 @@ class HuntConfig(_Strict):
         description="classifier inputs (must not depend on mjj)",
     )
     classifier: HuntClassifierConfig = HuntClassifierConfig()
+    cathode: HuntCathodeConfig = HuntCathodeConfig()
     significance: Literal["z_bi", "z_pl"] = "z_bi"
     n_toys: int = Field(default=3000, ge=0, description="pseudo-experiments for the global Z")
     seed: int = 0

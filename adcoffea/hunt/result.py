@@ -89,6 +89,8 @@ class WindowResult:
     n_sr: int
     n_sb: int
     efficiencies: tuple[EfficiencyResult, ...]
+    #: CATHODE: the sampled-vs-real sideband AUC of the window's background model
+    closure_auc: float | None = None
 
     @property
     def max_z(self) -> float:
@@ -102,6 +104,7 @@ class WindowResult:
             "n_sb": self.n_sb,
             "max_local_z": self.max_z,
             "efficiencies": [e.to_dict() for e in self.efficiencies],
+            **({} if self.closure_auc is None else {"closure_auc": json_float(self.closure_auc)}),
         }
 
     @staticmethod
@@ -118,6 +121,7 @@ class WindowResult:
             n_sr=int(d["n_sr"]),
             n_sb=int(d["n_sb"]),
             efficiencies=tuple(EfficiencyResult.from_dict(e) for e in d["efficiencies"]),
+            closure_auc=None if d.get("closure_auc") is None else from_json_float(d["closure_auc"]),
         )
 
 

@@ -5,7 +5,8 @@ the data events (never a truth label: the tool must not know where a signal is) 
 :class:`~adcoffea.hunt.result.HuntResult`:
 
 1. windows (:mod:`~adcoffea.hunt.windows`): sliding SRs over ``hunt.range``, or one fixed SR;
-2. per window, the k-fold CWoLa classifier and out-of-fold scores of the whole fit range
+2. per window, the k-fold classifier (CWoLa: SR against sidebands; CATHODE: SR against
+   background sampled from a sideband density) and out-of-fold scores of the whole fit range
    (:mod:`~adcoffea.hunt.classify`);
 3. per efficiency, the threshold set outside the SR (:mod:`~adcoffea.hunt.selection`) and the
    selected mjj spectrum;
@@ -80,10 +81,6 @@ def run_hunt(
     """
     from adcoffea.models.bundle import fold_of
 
-    if config.method != "cwola":
-        raise ConfigError(
-            f"hunt.method {config.method!r}: only 'cwola' is available in the hunt so far"
-        )
     say = progress or (lambda _msg: None)
     fit = fit or FitConfig()
     fr = _fit_range(config, fit, fit_range)
@@ -104,10 +101,12 @@ def run_hunt(
         sc = score_window(
             w, mjj, x, folds, k=config.classifier.k_folds, kind=config.classifier.kind,
             members=config.classifier.members, seed=config.classifier.seed + 7919 * w.index,
-            hyperparameters=config.classifier.hyperparameters,
+            hyperparameters=config.classifier.hyperparameters, method=config.method,
+            cathode=config.cathode.model_dump(),
         )  # fmt: skip
+        closure = "" if sc.closure_auc is None else f", closure AUC {sc.closure_auc:.3f}"
         say(f"window {w.index + 1}/{len(windows)} [{w.sr_lo:g}, {w.sr_hi:g}]: classifier "
-            f"AUC(SR vs SB) {sc.auc:.3f}")  # fmt: skip
+            f"AUC(SR vs SB) {sc.auc:.3f}{closure}")  # fmt: skip
         return sc
 
     if n_jobs > 1:
@@ -196,7 +195,7 @@ def analyse_scores(
                 estimate=est, local_z=z, counts=tuple(float(c) for c in hists[j]),
             ))  # fmt: skip
             toy_cells.append(ToySpec(sr=sr_bins, starts=dict(est.starts) if est.valid else {}))
-        results.append(WindowResult(w, sc.auc, sc.n_sr, sc.n_sb, tuple(cells)))
+        results.append(WindowResult(w, sc.auc, sc.n_sr, sc.n_sb, tuple(cells), sc.closure_auc))
         specs.append(toy_cells)
         say(f"window {i + 1}/{len(windows)} [{w.sr_lo:g}, {w.sr_hi:g}]: local Z "
             + ", ".join(f"{c.local_z:.2f}" for c in cells))  # fmt: skip

@@ -9,7 +9,7 @@ samples drawn at the same mjj must find nothing (ROC AUC ~ 0.5).
 
 Models (:func:`fit_background_model`):
 
-* ``"nsf"`` (default) / ``"maf"``: conditional neural spline / masked affine autoregressive
+* ``"maf"`` (default) / ``"nsf"``: conditional masked affine autoregressive / neural spline
   flows from `zuko <https://github.com/probabilists/zuko>`_ (maintained; nflows is not).
 * ``"cvae"``: a conditional VAE (:class:`adcoffea.models.nets.ConditionalVAE`), the
   generative-model alternative, sampled by decoding prior draws at the SR mjj.

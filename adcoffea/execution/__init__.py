@@ -81,6 +81,7 @@ from adcoffea.execution.preflight import (
     PreflightResult,
     required_branches,
 )
+from adcoffea.execution.work import close_files
 from adcoffea.outputs import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -281,6 +282,7 @@ def run_processor(
             if held:
                 sys.stderr.write(held.getvalue())
     finally:
+        close_files()  # the inputs the iterative executor kept open in this process
         if own_client is not None:
             own_client.close()
             if settings._cluster is not None:

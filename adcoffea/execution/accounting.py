@@ -14,6 +14,7 @@ from typing import Any
 from coffea import processor
 
 from adcoffea.errors import AdcoffeaError, ChunkReadError, InputFileError, InternalError
+from adcoffea.execution.work import chunk_work, discard
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,7 @@ class AccountingProcessor(processor.ProcessorABC):
         except Exception as err:
             if not is_read_error(err):
                 raise
+            discard(chunk[1])  # the next chunk of this file opens it afresh
             where = f"entries [{chunk[2]}:{chunk[3]}]: "
             if self.strict:
                 raise ChunkReadError(chunk[1], where + _reason(err)) from None
@@ -329,7 +331,7 @@ def _accounted_work_function(
     if isinstance(processor_instance, (bytes, bytearray)):
         processor_instance = cloudpickle.loads(lz4.frame.decompress(processor_instance))
     try:
-        return processor.Runner._work_function(
+        return chunk_work(
             format,
             xrootdtimeout,
             schema,

@@ -49,3 +49,8 @@ def normalise_fileset(fileset: Mapping[str, Any] | str | Path) -> dict[str, dict
             raise ConfigError(f"{source}: dataset {ds!r} has no files")
         out[str(ds)] = {"files": files, "metadata": meta}
     return out
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is a URL of a remote file (``root://``, ``https://``; not ``file://``)."""
+    return "://" in path and not path.startswith("file://")

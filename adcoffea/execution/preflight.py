@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from adcoffea.errors import InputFileError, InputTimeoutError
 from adcoffea.execution.accounting import Failure, _reason
+from adcoffea.execution.filesets import is_remote
 
 log = logging.getLogger("adcoffea.execution")
 
@@ -105,10 +106,6 @@ def missing_branches(required: Iterable[Requirement], keys: set[str]) -> str | N
 # --------------------------------------------------------------------------------------
 # paths
 # --------------------------------------------------------------------------------------
-def is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
 def resolved_path(path: str) -> str:
     """One spelling per file: the real path of a local file, a normalised URL otherwise."""
     if not is_remote(path):

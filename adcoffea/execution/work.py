@@ -1,0 +1,217 @@
+"""The per-chunk work function: coffea's, with each input file opened once per worker.
+
+coffea's ``Runner._work_function`` opens the input file for every chunk, and building
+NanoEvents then deserialises the TTree's metadata (every TBranch streamer) again: about
+20 ms per chunk for a NanoAOD-like tree, a quarter of the dijet processor's time for a
+100k-event chunk (``benchmarks/throughput.py``). :func:`chunk_work` does the same work with
+the opened files kept per worker thread (:func:`open_tree`), so every chunk of a file after
+the first reuses the deserialised tree and its branches' interpretations.
+
+The open files are keyed by path, tree, the file's ROOT UUID (a rewritten file is a new
+file) and the uproot options; at most :data:`MAX_OPEN_FILES` stay open per thread, the least
+recently used is closed first, and :func:`close_files` closes them all (``run_processor``
+calls it at the end of a run; worker processes close theirs when they exit). The cache is
+per thread because uproot file handles are not meant to be shared between threads.
+
+Only what adcoffea runs takes this path: ROOT input, a NanoEvents schema, virtual arrays.
+Anything else (parquet, dataframes) is handed to coffea's own work function.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+#: Input files kept open per worker thread (a chunk loop visits files one after another,
+#: so a handful covers the interleaving of a dask worker's tasks).
+MAX_OPEN_FILES = 4
+
+_local = threading.local()
+
+
+def _open_files() -> OrderedDict[tuple, Any]:
+    files = getattr(_local, "files", None)
+    if files is None:
+        files = _local.files = OrderedDict()
+    return files
+
+
+def open_options(path: str) -> dict[str, Any]:
+    """The ``uproot.open`` options of a chunk's input file.
+
+    * No array cache: chunks never re-read the same entries, and a cache of up to 100 MB per
+      open file would only hold memory.
+    * A local file is memory-mapped (``uproot.MemmapSource``; uproot falls back to plain
+      reads where mapping fails). uproot's default (fsspec) source serves every branch's read
+      through a background thread and waits for it: on 100k-event chunks of the dijet
+      branches that was about 10 ms of 30 per chunk (``benchmarks/throughput.py`` reads the baseline with
+      the same options). Our writers replace files atomically (a new inode), so a mapped
+      file does not change under a run; a file truncated in place by another program while
+      it is read ends the process (SIGBUS), which the futures and dask executors report as
+      a dead worker. Remote files keep uproot's default source.
+    """
+    import uproot
+
+    from adcoffea.execution.filesets import is_remote
+
+    options: dict[str, Any] = {"array_cache": None}
+    if not is_remote(path):
+        options["handler"] = uproot.source.file.MemmapSource
+    return options
+
+
+def open_tree(path: str, treename: str, *, fileuuid: bytes, options: dict[str, Any]) -> Any:
+    """The opened ``uproot.ReadOnlyDirectory`` of ``path``, reused across chunks.
+
+    Args:
+        path: the file's path or URL, as coffea's work item names it.
+        treename: the tree the chunk reads (part of the key: the file stays one handle).
+        fileuuid: the file's ROOT UUID from the pre-flight (b"" when unknown: then the file
+            is opened afresh and not kept, since a rewritten file could not be told apart).
+        options: keyword arguments of ``uproot.open`` (``timeout`` included).
+
+    Returns:
+        The opened file. Its object cache holds the TTree once read, so a second chunk of
+        the same file skips the metadata.
+    """
+    import uproot
+
+    key = (path, treename, bytes(fileuuid), tuple(sorted(options.items(), key=lambda kv: kv[0])))
+    files = _open_files()
+    if fileuuid and key in files:
+        files.move_to_end(key)
+        return files[key]
+    handle = uproot.open({path: None}, **{**open_options(path), **options})
+    if not fileuuid:
+        return handle
+    files[key] = handle
+    while len(files) > MAX_OPEN_FILES:
+        _, old = files.popitem(last=False)
+        old.close()
+    return handle
+
+
+def discard(path: str) -> None:
+    """Close and forget this thread's open handles of ``path`` (after a failed chunk, the
+    next chunk opens the file afresh rather than reusing a handle in an unknown state)."""
+    files = _open_files()
+    for key in [k for k in files if k[0] == path]:
+        files.pop(key).close()
+
+
+def close_files() -> None:
+    """Close every input file this thread keeps open."""
+    files = _open_files()
+    while files:
+        _, handle = files.popitem()
+        handle.close()
+
+
+def chunk_work(
+    format: str,
+    xrootdtimeout: int,
+    schema: Any,
+    use_dataframes: bool,
+    savemetrics: bool,
+    item: Any,
+    processor_instance: Any,
+    uproot_options: dict,
+    iteritems_options: dict,
+    checkpointer: Any,
+    cache_function: Callable[[], MutableMapping],
+) -> dict:
+    """Process one coffea work item, as ``coffea.processor.Runner._work_function`` does.
+
+    The same arguments, output (``{"out": ..., "processed": {item}}``, with ``metrics``
+    when ``savemetrics``), checkpoint handling and error wrapping; the file comes from
+    :func:`open_tree` instead of a fresh ``uproot.open``.
+    """
+    from coffea import processor
+    from coffea.nanoevents import NanoEventsFactory, schemas
+
+    if format != "root" or use_dataframes or not issubclass(schema, schemas.BaseSchema):
+        return processor.Runner._work_function(
+            format,
+            xrootdtimeout,
+            schema,
+            use_dataframes,
+            savemetrics,
+            item,
+            processor_instance,
+            uproot_options,
+            iteritems_options,
+            checkpointer,
+            cache_function,
+        )
+    options = dict(uproot_options)
+    options["timeout"] = options.pop("timeout", xrootdtimeout)
+    metadata = {
+        "dataset": item.dataset,
+        "filename": item.filename,
+        "treename": item.treename,
+        "entrystart": item.entrystart,
+        "entrystop": item.entrystop,
+        "fileuuid": str(uuid.UUID(bytes=item.fileuuid)) if len(item.fileuuid) > 0 else "",
+    }
+    if item.usermeta is not None:
+        metadata.update(item.usermeta)
+    if checkpointer is not None:
+        out = checkpointer.load(metadata, processor_instance)
+        if out is not None:
+            return out
+
+    try:
+        file = open_tree(item.filename, item.treename, fileuuid=item.fileuuid, options=options)
+    except Exception as e:
+        raise Exception(f"Failed to open file: {item!r}. The error was: {e!r}.") from e
+    bytes_before = file.file.source.num_requested_bytes
+    try:
+        materialized: list = []
+        events = NanoEventsFactory.from_root(
+            file=file,
+            treepath=item.treename,
+            schemaclass=schema,
+            metadata=metadata,
+            access_log=materialized,
+            mode="virtual",
+            entry_start=item.entrystart,
+            entry_stop=item.entrystop,
+            iteritems_options=iteritems_options,
+            preload=item.preload,
+            buffer_cache=cache_function(),
+        ).events()
+    except Exception as e:
+        discard(item.filename)
+        raise Exception(f"Failed creating nanoevents: {item!r}. The error was: {e!r}.") from e
+    tic = time.time()
+    try:
+        if isinstance(processor_instance, processor.ProcessorABC):
+            out = processor_instance.process(events)
+        else:
+            out = processor_instance(events)
+    except Exception as e:
+        discard(item.filename)
+        raise Exception(f"Failed processing file: {item!r}. The error was: {e!r}.") from e
+    if out is None:
+        raise ValueError("Output of process() should not be None.")
+    toc = time.time()
+    if savemetrics:
+        from coffea.nanoevents.util import key_to_tuple
+
+        metrics = {
+            # the handle is reused across chunks: this chunk's bytes only
+            "bytesread": file.file.source.num_requested_bytes - bytes_before,
+            "columns": {f"{x.branch}-{key_to_tuple(x.buffer_key)[3]}" for x in materialized},
+            "entries": len(events),
+            "processtime": toc - tic,
+        }
+        out = {"out": out, "metrics": metrics, "processed": {item}}
+    else:
+        out = {"out": out, "processed": {item}}
+    if checkpointer is not None:
+        checkpointer.save(out, metadata, processor_instance)
+    return out

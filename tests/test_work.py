@@ -1,0 +1,110 @@
+"""The per-chunk work function keeps each input file open across its chunks (issue 15).
+
+Against coffea's own work function (a fresh ``uproot.open`` for every chunk): identical
+outputs, one open per file instead of one per chunk, a rewritten file (new ROOT UUID) is
+never served from a stale handle, and at most ``MAX_OPEN_FILES`` stay open per thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from coffea import processor
+
+from adcoffea.execution import run_processor, work
+from adcoffea.processors import DijetProcessor
+
+CHUNK = 300
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> list[str]:
+    from adcoffea.synthetic import generate
+
+    out = tmp_path_factory.mktemp("work")
+    qcd = generate("qcd", n_events=2000, seed=21, out_dir=out, n_files=2, name="qcd")
+    return [str(f) for f in qcd.files]
+
+
+def _count_opens(monkeypatch) -> list[str]:
+    import uproot
+
+    opened: list[str] = []
+    real = uproot.open
+
+    def counting(path, **kwargs):
+        opened.append(next(iter(path)) if isinstance(path, dict) else str(path))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(uproot, "open", counting)
+    return opened
+
+
+def test_chunks_of_a_file_share_one_open_and_match_coffea(files, monkeypatch):
+    proc = DijetProcessor(collect_columns=True)
+    with monkeypatch.context() as m:
+        # coffea's own work function: a fresh uproot.open per chunk
+        m.setattr("adcoffea.execution.accounting.chunk_work", processor.Runner._work_function)
+        ref = run_processor({"qcd": files}, proc, executor="iterative", chunksize=CHUNK)
+    opened = _count_opens(monkeypatch)
+    res = run_processor({"qcd": files}, proc, executor="iterative", chunksize=CHUNK)
+    n_chunks = res.report.chunks_processed
+    assert n_chunks >= 6
+    # the pre-flight opens each file once; the chunks open each file once more
+    assert sorted(opened) == sorted(files * 2), opened
+    assert res.output["cutflow"] == ref.output["cutflow"]
+    for name, h in ref.output["hists"].items():
+        np.testing.assert_array_equal(
+            res.output["hists"][name].values(flow=True), h.values(flow=True)
+        )
+    for col, acc in ref.output["columns"]["qcd"].items():
+        np.testing.assert_array_equal(res.output["columns"]["qcd"][col].value, acc.value)
+    assert work._open_files() == {}  # closed at the end of the run
+
+
+def _uuid(path) -> bytes:
+    import uproot
+
+    with uproot.open(path) as f:
+        return bytes(f.file.fUUID)
+
+
+def test_a_rewritten_file_is_opened_afresh(files, tmp_path):
+    path = tmp_path / "moving.root"
+    shutil.copy(files[0], path)
+    first = work.open_tree(str(path), "Events", fileuuid=_uuid(path), options={})
+    assert work.open_tree(str(path), "Events", fileuuid=_uuid(path), options={}) is first
+    # another file (another UUID) at the same path, replaced atomically as our writers do
+    shutil.copy(files[1], tmp_path / "new.root")
+    os.replace(tmp_path / "new.root", path)
+    assert _uuid(path) != bytes(first.file.fUUID)
+    second = work.open_tree(str(path), "Events", fileuuid=_uuid(path), options={})
+    assert second is not first
+    assert bytes(second.file.fUUID) == _uuid(path)
+    # a file without a known UUID is never kept
+    third = work.open_tree(str(path), "Events", fileuuid=b"", options={})
+    assert third is not second and len(work._open_files()) == 2
+    third.close()
+    work.close_files()
+    assert work._open_files() == {}
+    assert first.file.source.closed and second.file.source.closed
+
+
+def test_at_most_max_open_files_stay_open(files, tmp_path, monkeypatch):
+    monkeypatch.setattr(work, "MAX_OPEN_FILES", 2)
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"f{i}.root"
+        shutil.copy(files[i % 2], p)
+        paths.append(str(p))
+    handles = [work.open_tree(p, "Events", fileuuid=_uuid(p), options={}) for p in paths]
+    assert [k[0] for k in work._open_files()] == paths[1:]  # the least recently used first
+    assert handles[0].file.source.closed
+    assert not handles[2].file.source.closed
+    work.discard(paths[1])
+    assert [k[0] for k in work._open_files()] == paths[2:]
+    work.close_files()
+    assert handles[2].file.source.closed

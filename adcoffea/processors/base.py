@@ -158,12 +158,17 @@ class SearchProcessor(processor.ProcessorABC):
         return [make_axis("mjj", self.histograms.mjj, r"$m_{jj}$ [GeV]")]
 
     def observable_values(
-        self, events: ak.Array, jets: ak.Array, feats: dict
+        self, events: ak.Array, sel: DijetSelection, feats: dict
     ) -> dict[str, np.ndarray]:
+        """The search's observables of the selected ``events``.
+
+        ``sel.two(name)`` gives a field of the two selected jets as (n, 2) float64 from the
+        chunk's flat columns; ``sel.jets`` the awkward jets (built on first use, slower).
+        """
         return {"mjj": feats["mjj"]}
 
     def extra_features(
-        self, events: ak.Array, jets: ak.Array, feats: dict, obs: dict
+        self, events: ak.Array, sel: DijetSelection, feats: dict, obs: dict
     ) -> dict[str, np.ndarray]:
         """Search-specific model inputs beyond ``HIGH_LEVEL_FEATURES`` (none by default)."""
         return {}
@@ -345,10 +350,10 @@ class SearchProcessor(processor.ProcessorABC):
             )
         except (KeyError, AttributeError) as err:
             raise InputFileError(filename, f"missing branch or collection: {err}") from err
-        feats = high_level_features(sel.jets, column=sel.two)
+        feats = high_level_features(None, pairs=sel.by_mass)
         selected = events[sel.mask]
-        obs = self.observable_values(selected, sel.jets, feats)
-        feats = {**feats, **self.extra_features(selected, sel.jets, feats, obs)}
+        obs = self.observable_values(selected, sel, feats)
+        feats = {**feats, **self.extra_features(selected, sel, feats, obs)}
         inputs = self._model_inputs(events, sel, feats, models)
         return sel, feats, obs, inputs, self._scores(models, inputs)
 
@@ -404,7 +409,7 @@ class SearchProcessor(processor.ProcessorABC):
         n_bad = sel.cutflow["two_jets"][0] - sel.cutflow["finite_kinematics"][0]
         if n_bad:
             nonfinite[(dataset, str(filename), "kinematics")] = n_bad
-        weights = weights_all[sel.mask]
+        weights = weights_all.take(np.flatnonzero(sel.mask))
         finite_scores = {label: np.isfinite(sc) for label, sc in scores.items()}
         for label, ok in finite_scores.items():
             if not ok.all():

@@ -46,10 +46,10 @@ class SemivisibleProcessor(SearchProcessor):
         phi = ak.to_numpy(events[met].phi).astype(np.float64)
         return pt, phi
 
-    def observable_values(self, events, jets, feats):
+    def observable_values(self, events, sel, feats):
         pt, phi = self._met(events)
-        return {"mt": transverse_mass(jets, pt, phi)}
+        return {"mt": transverse_mass(None, pt, phi, column=sel.two)}
 
-    def extra_features(self, events, jets, feats, obs):
+    def extra_features(self, events, sel, feats, obs):
         pt, phi = self._met(events)
-        return met_features(jets, pt, phi, obs["mt"])
+        return met_features(None, pt, phi, obs["mt"], column=sel.two)

@@ -9,15 +9,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adcoffea.features import two_columns
 from adcoffea.processors.base import SearchProcessor, make_axis
 
 HIGGS_MASS = 125.0
 
 
-def x_candidate_index(jets) -> np.ndarray:
-    """Index (0/1) of the X-candidate jet: the one farther from the Higgs mass."""
-    mass = two_columns(jets.mass)
+def x_candidate_index(mass: np.ndarray) -> np.ndarray:
+    """Index (0/1) of the X-candidate jet: the one farther from the Higgs mass.
+
+    Args:
+        mass: (n, 2) masses of the two selected jets.
+    """
     return np.argmax(np.abs(mass - HIGGS_MASS), axis=1)
 
 
@@ -33,7 +35,7 @@ class YXHProcessor(SearchProcessor):
             make_axis("mx", self.histograms.mj, r"$m_{X}$ [GeV]"),
         ]
 
-    def observable_values(self, events, jets, feats):
-        mass = two_columns(jets.mass)
-        ix = x_candidate_index(jets)
+    def observable_values(self, events, sel, feats):
+        mass = sel.two("mass")
+        ix = x_candidate_index(mass)
         return {"mjj": feats["mjj"], "mx": np.take_along_axis(mass, ix[:, None], axis=1)[:, 0]}

@@ -14,7 +14,7 @@ import pytest
 
 from adcoffea.config import RegionConfig, SelectionConfig
 from adcoffea.execution import run_processor
-from adcoffea.features import high_level_features, two_columns
+from adcoffea.features import high_level_features, mass_ordered_pairs, two_columns
 from adcoffea.processors import DijetProcessor, SemivisibleProcessor, YXHProcessor
 from adcoffea.processors import selections as sel_mod
 from adcoffea.processors.selections import DijetSelection, select_dijets
@@ -85,7 +85,7 @@ def test_select_dijets_matches_awkward_reference(config):
         ref = two_columns(sel.jets[name])
         np.testing.assert_array_equal(sel.two(name), ref)  # NaN positions included
     ref_feats = high_level_features(sel.jets)
-    fast_feats = high_level_features(sel.jets, column=sel.two)
+    fast_feats = high_level_features(None, pairs=sel.by_mass)
     assert ref_feats.keys() == fast_feats.keys()
     for k in ref_feats:
         np.testing.assert_array_equal(fast_feats[k], ref_feats[k])
@@ -116,6 +116,10 @@ def _awkward_two(self: DijetSelection, name: str) -> np.ndarray:
     return two_columns(self.jets[name])
 
 
+def _awkward_by_mass(self: DijetSelection, name: str):
+    return mass_ordered_pairs(self.jets)(name)
+
+
 @pytest.mark.parametrize("proc_cls", [DijetProcessor, SemivisibleProcessor, YXHProcessor])
 def test_processor_histograms_identical_to_awkward_path(nanoaod_dir, monkeypatch, proc_cls):
     fileset = {
@@ -135,6 +139,7 @@ def test_processor_histograms_identical_to_awkward_path(nanoaod_dir, monkeypatch
     fast = run().output
     with monkeypatch.context() as m:
         m.setattr(sel_mod.DijetSelection, "two", _awkward_two)
+        m.setattr(sel_mod.DijetSelection, "by_mass", _awkward_by_mass)
         ref = run().output
     assert fast["cutflow"] == ref["cutflow"]
     for k, h in ref["hists"].items():

@@ -11,7 +11,10 @@ NanoAOD    ``FatJetPFCand``    ``jetIdx``, ``pfCandIdx``               ``PFCand`
 PFNano     ``FatJetPFCands``   ``jetIdx``, ``pFCandsIdx``              ``PFCands``
 =========  ==================  ======================================  ==========
 
-Everything is columnar: one ``argsort`` and two ``unflatten`` calls per chunk.
+Everything is columnar. :func:`jet_constituents` gives the awkward (events, jets, particles)
+structure; :func:`selected_constituents` gives the padded arrays a model reads for chosen
+jets directly from the flat columns (numpy only, one sort per chunk), which is what the
+processors use.
 """
 
 from __future__ import annotations
@@ -136,3 +139,117 @@ def pad_constituents(
         cols.append(ak.to_numpy(ak.fill_none(padded, 0.0)).astype(np.float32))
     values = np.stack(cols, axis=-1)
     return values, np.asarray(mask, dtype=bool)
+
+
+def _descending_key(values: np.ndarray) -> np.ndarray:
+    """uint32 keys whose ascending order is the descending order of float32 ``values``.
+
+    The IEEE-754 bits of a float, with the sign bit flipped for positives and all bits for
+    negatives, order like the floats; inverting them orders them descending (NaN first).
+    """
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    negative = (bits >> np.uint32(31)).astype(bool)
+    ordered = np.where(negative, ~bits, bits | np.uint32(0x80000000))
+    return ~ordered
+
+
+def selected_constituents(
+    events: ak.Array,
+    jet_index: np.ndarray,
+    *,
+    max_particles: int,
+    jet_collection: str = "FatJet",
+    fields: tuple[str, ...] = ("pt", "eta", "phi", "mass"),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded constituents of chosen jets, hardest first, from the flat columns.
+
+    The same arrays as ``pad_constituents(jet_constituents(events)[rows][jets])``, computed
+    with numpy on the chunk's flat link and particle columns: the links of the chosen jets
+    are kept, ordered by (jet, decreasing pt) with one sort of a combined integer key (ties
+    keep the link table's order, as the awkward path does), and the first
+    ``max_particles`` of each jet are scattered into the output.
+
+    Args:
+        events: NanoEvents (or an awkward record array with the collections).
+        jet_index: (n, k) indices of the chosen jets in the chunk's flattened jet
+            collection (e.g. the two selected jets of each selected event).
+        max_particles: keep at most this many particles per jet.
+        jet_collection: the jet collection the links refer to.
+        fields: particle fields to stack (last axis of the result).
+
+    Returns:
+        ``(values, mask)`` of shapes (n, k, max_particles, len(fields)) float32 and
+        (n, k, max_particles) bool.
+
+    Raises:
+        InputFileError: no link branches, or link indices out of range (naming the branch).
+
+    Example:
+        >>> ev = ak.Array([{"FatJet": [{"pt": 9.0}, {"pt": 8.0}],
+        ...                 "PFCand": [{"pt": 1.0, "eta": 0.0, "phi": 0.0, "mass": 0.0},
+        ...                            {"pt": 3.0, "eta": 0.0, "phi": 0.0, "mass": 0.0},
+        ...                            {"pt": 2.0, "eta": 0.0, "phi": 0.0, "mass": 0.0}],
+        ...                 "FatJetPFCand": [{"jetIdx": 0, "pfCandIdx": 0},
+        ...                                  {"jetIdx": 1, "pfCandIdx": 2},
+        ...                                  {"jetIdx": 0, "pfCandIdx": 1}]}])
+        >>> values, mask = selected_constituents(ev, np.array([[0, 1]]), max_particles=2)
+        >>> values[0, :, :, 0].tolist(), mask[0].tolist()
+        ([[3.0, 1.0], [2.0, 0.0]], [[True, True], [True, False]])
+    """
+    fmt = link_format(events, jet_collection=jet_collection)
+    source = _source(events)
+    if fmt is None:
+        raise InputFileError(
+            source,
+            f"no constituent link branches for {jet_collection} "
+            f"(looked for {', '.join(f.links + '_' + f.jet_field for f in FORMATS)})",
+        )
+    jet_index = np.asarray(jet_index, dtype=np.int64)
+    n, k = jet_index.shape
+    links = events[fmt.links]
+    particles = events[fmt.particles]
+
+    def flat(array: ak.Array, name: str) -> np.ndarray:
+        return ak.to_numpy(ak.flatten(array[name], axis=1))
+
+    n_links = ak.to_numpy(ak.num(links, axis=1)).astype(np.int64)
+    n_jets = ak.to_numpy(ak.num(events[jet_collection], axis=1)).astype(np.int64)
+    n_parts = ak.to_numpy(ak.num(particles, axis=1)).astype(np.int64)
+    event = np.repeat(np.arange(len(n_links)), n_links)
+    jet_idx = flat(links, fmt.jet_field).astype(np.int64)
+    part_idx = flat(links, fmt.particle_field).astype(np.int64)
+    if np.any((jet_idx < 0) | (jet_idx >= n_jets[event])):
+        raise InputFileError(
+            source, f"branch {fmt.links}_{fmt.jet_field} has out-of-range jet indices"
+        )
+    if np.any((part_idx < 0) | (part_idx >= n_parts[event])):
+        raise InputFileError(
+            source, f"branch {fmt.links}_{fmt.particle_field} has out-of-range particle indices"
+        )
+    jet_start = np.cumsum(n_jets) - n_jets
+    part_start = np.cumsum(n_parts) - n_parts
+
+    # output slot (0 .. n*k - 1) of every jet of the chunk, -1 for jets not chosen
+    slot_of_jet = np.full(int(n_jets.sum()), -1, dtype=np.int64)
+    slot_of_jet[jet_index.ravel()] = np.arange(n * k)
+    slot = slot_of_jet[jet_start[event] + jet_idx]
+    keep = np.flatnonzero(slot >= 0)
+    slot = slot[keep]
+    part = part_start[event[keep]] + part_idx[keep]
+    pt = flat(particles, "pt")
+    # one stable sort of (slot, descending pt) packed in a uint64: ties keep link order
+    key = (slot.astype(np.uint64) << np.uint64(32)) | _descending_key(pt.take(part))
+    order = np.argsort(key, kind="stable")
+    slot, part = slot[order], part[order]
+    per_slot = np.bincount(slot, minlength=n * k)
+    rank = np.arange(len(slot)) - (np.cumsum(per_slot) - per_slot)[slot]
+    top = np.flatnonzero(rank < max_particles)
+    slot, rank, part = slot[top], rank[top], part[top]
+
+    values = np.zeros((n * k, max_particles, len(fields)), dtype=np.float32)
+    for i, name in enumerate(fields):
+        column = pt if name == "pt" else flat(particles, name)
+        values[slot, rank, i] = column.take(part)
+    mask = np.zeros((n * k, max_particles), dtype=bool)
+    mask[slot, rank] = True
+    return values.reshape(n, k, max_particles, len(fields)), mask.reshape(n, k, max_particles)

@@ -38,7 +38,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import awkward as ak
 import numpy as np
 
 from adcoffea.execution import DaskSettings, dask_client, run_processor
@@ -86,13 +85,17 @@ class ConstituentDijet(DijetProcessor):
     def process(self, events):
         import hist
 
-        from adcoffea.constituents import jet_constituents, pad_constituents
+        from adcoffea.constituents import selected_constituents
+        from adcoffea.processors.selections import select_dijets
 
         out = super().process(events)
-        parts = jet_constituents(events)
-        two = parts[ak.num(parts, axis=1) >= 2][:, :2]
-        padded, mask = pad_constituents(two, max_particles=self.max_particles)
-        jet_pt = ak.to_numpy(ak.sum(two.pt, axis=2))
+        # the processor's selection again (its columns are already read) and the padded
+        # constituents of the two selected jets, as the processor builds them for a model
+        sel = select_dijets(events, self.selection)
+        padded, mask = selected_constituents(
+            events, sel.jet_index, max_particles=self.max_particles
+        )
+        jet_pt = sel.two("pt")
         frac = padded[..., 0].sum(axis=-1) / np.where(jet_pt > 0, jet_pt, 1.0)
         h = hist.Hist(
             hist.axis.StrCategory([], growth=True, name="dataset"),

@@ -8,7 +8,7 @@ import pytest
 import uproot
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-from adcoffea.constituents import jet_constituents, pad_constituents
+from adcoffea.constituents import jet_constituents, pad_constituents, selected_constituents
 from adcoffea.errors import InputFileError
 
 NanoAODSchema.warn_missing_crossrefs = False
@@ -85,3 +85,81 @@ def test_corrupt_link_index_is_refused():
     )
     with pytest.raises(InputFileError, match="pfCandIdx has out-of-range"):
         jet_constituents(ev)
+
+
+def _reference_padded(events, jet_index, max_particles):
+    """The awkward path: every jet's constituents, the chosen jets, padded."""
+    cons = jet_constituents(events)
+    flat = ak.flatten(cons, axis=1)[jet_index.ravel()]
+    values, mask = pad_constituents(
+        ak.unflatten(flat, jet_index.shape[1]), max_particles=max_particles
+    )
+    return values, mask
+
+
+@pytest.mark.parametrize(("fname", "jet_branch", "cand_branch", "parts"), CASES)
+@pytest.mark.parametrize("max_particles", [3, 200])
+def test_selected_constituents_match_the_awkward_path(
+    nanoaod_dir, fname, jet_branch, cand_branch, parts, max_particles
+):
+    ev = _events(nanoaod_dir / fname)
+    n_jets = ak.to_numpy(ak.num(ev.FatJet, axis=1))
+    start = np.cumsum(n_jets) - n_jets
+    rows = np.flatnonzero(n_jets >= 2)
+    jet_index = np.stack([start[rows], start[rows] + 1], axis=1)
+    values, mask = selected_constituents(ev, jet_index, max_particles=max_particles)
+    ref_values, ref_mask = _reference_padded(ev, jet_index, max_particles)
+    assert mask.sum() > 20
+    np.testing.assert_array_equal(mask, ref_mask)
+    np.testing.assert_array_equal(values, ref_values)
+
+
+def _toy_linked_events(seed: int, n: int = 300) -> ak.Array:
+    """Jets with shuffled, interleaved links, repeated pt values (ties) and jets without links."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):  # building the toy input only; the code under test is columnar
+        nj, npart = int(rng.integers(0, 5)), int(rng.integers(0, 40))
+        pts = rng.choice([1.0, 2.0, 2.5, 7.0, 11.0], npart)  # many ties
+        links = [(int(rng.integers(0, nj)), p) for p in range(npart)] if nj else []
+        rng.shuffle(links)
+        out.append(
+            {
+                "FatJet": [{"pt": 100.0 - j} for j in range(nj)],
+                "PFCand": [
+                    {"pt": float(pt), "eta": float(i), "phi": -float(i), "mass": 0.1 * i}
+                    for i, pt in enumerate(pts)
+                ],
+                "FatJetPFCand": [{"jetIdx": j, "pfCandIdx": p} for j, p in links],
+            }
+        )
+    return ak.Array(out)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_selected_constituents_with_ties_and_shuffled_links(seed):
+    ev = _toy_linked_events(seed)
+    n_jets = ak.to_numpy(ak.num(ev.FatJet, axis=1))
+    start = np.cumsum(n_jets) - n_jets
+    rows = np.flatnonzero(n_jets >= 3)
+    # chosen jets in any order, not only the two leading
+    jet_index = np.stack([start[rows] + 2, start[rows]], axis=1)
+    for max_particles in (1, 4, 50):
+        values, mask = selected_constituents(ev, jet_index, max_particles=max_particles)
+        ref_values, ref_mask = _reference_padded(ev, jet_index, max_particles)
+        np.testing.assert_array_equal(mask, ref_mask)
+        np.testing.assert_array_equal(values, ref_values)  # eta/phi tell tied particles apart
+
+
+def test_selected_constituents_refuse_corrupt_links():
+    ev = ak.Array(
+        [
+            {
+                "FatJet": [{"pt": 1.0}],
+                "PFCand": [{"pt": 2.0, "eta": 0.0, "phi": 0.0, "mass": 0.0}],
+                "FatJetPFCand": [{"jetIdx": 1, "pfCandIdx": 0}],
+            }
+        ]
+    )
+    with pytest.raises(InputFileError, match="jetIdx has out-of-range"):
+        selected_constituents(ev, np.array([[0]]), max_particles=2)

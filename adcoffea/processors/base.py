@@ -273,18 +273,20 @@ class SearchProcessor(processor.ProcessorABC):
         )
         constituents = mask = jets4 = None
         if want_constituents:
-            from adcoffea.constituents import jet_constituents, pad_constituents
+            from adcoffea.constituents import selected_constituents
 
-            parts = jet_constituents(events, jet_collection=self.selection.jet_collection)[
-                sel.mask
-            ][:, :2]
-            constituents, mask = pad_constituents(parts, max_particles=self.max_particles)
+            constituents, mask = selected_constituents(
+                events,
+                sel.jet_index,
+                max_particles=self.max_particles,
+                jet_collection=self.selection.jet_collection,
+            )
             jets4 = np.stack(
                 [sel.two(f).astype(np.float32) for f in ("pt", "eta", "phi", "mass")],
                 axis=-1,
             )
         event = (
-            ak.to_numpy(events.event[sel.mask]).astype(np.uint64)
+            ak.to_numpy(events.event).take(np.flatnonzero(sel.mask)).astype(np.uint64)
             if "event" in events.fields
             else None
         )

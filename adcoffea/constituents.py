@@ -148,9 +148,8 @@ def _descending_key(values: np.ndarray) -> np.ndarray:
     negatives, order like the floats; inverting them orders them descending (NaN first).
     """
     bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    negative = (bits >> np.uint32(31)).astype(bool)
-    ordered = np.where(negative, ~bits, bits | np.uint32(0x80000000))
-    return ~ordered
+    flip = (np.uint32(0) - (bits >> np.uint32(31))) | np.uint32(0x80000000)
+    return ~(bits ^ flip)
 
 
 def selected_constituents(
@@ -212,44 +211,49 @@ def selected_constituents(
     def flat(array: ak.Array, name: str) -> np.ndarray:
         return ak.to_numpy(ak.flatten(array[name], axis=1))
 
+    # per-link copies of per-event numbers are np.repeat (sequential), not gathers
     n_links = ak.to_numpy(ak.num(links, axis=1)).astype(np.int64)
     n_jets = ak.to_numpy(ak.num(events[jet_collection], axis=1)).astype(np.int64)
     n_parts = ak.to_numpy(ak.num(particles, axis=1)).astype(np.int64)
-    event = np.repeat(np.arange(len(n_links)), n_links)
-    jet_idx = flat(links, fmt.jet_field).astype(np.int64)
-    part_idx = flat(links, fmt.particle_field).astype(np.int64)
-    if np.any((jet_idx < 0) | (jet_idx >= n_jets[event])):
+    jet_idx = flat(links, fmt.jet_field)
+    part_idx = flat(links, fmt.particle_field)
+    if np.any((jet_idx < 0) | (jet_idx >= np.repeat(n_jets, n_links))):
         raise InputFileError(
             source, f"branch {fmt.links}_{fmt.jet_field} has out-of-range jet indices"
         )
-    if np.any((part_idx < 0) | (part_idx >= n_parts[event])):
+    if np.any((part_idx < 0) | (part_idx >= np.repeat(n_parts, n_links))):
         raise InputFileError(
             source, f"branch {fmt.links}_{fmt.particle_field} has out-of-range particle indices"
         )
-    jet_start = np.cumsum(n_jets) - n_jets
-    part_start = np.cumsum(n_parts) - n_parts
 
     # output slot (0 .. n*k - 1) of every jet of the chunk, -1 for jets not chosen
     slot_of_jet = np.full(int(n_jets.sum()), -1, dtype=np.int64)
     slot_of_jet[jet_index.ravel()] = np.arange(n * k)
-    slot = slot_of_jet[jet_start[event] + jet_idx]
+    slot = slot_of_jet.take(np.repeat(np.cumsum(n_jets) - n_jets, n_links) + jet_idx)
     keep = np.flatnonzero(slot >= 0)
-    slot = slot[keep]
-    part = part_start[event[keep]] + part_idx[keep]
+    slot = slot.take(keep)
+    part = (np.repeat(np.cumsum(n_parts) - n_parts, n_links) + part_idx).take(keep)
     pt = flat(particles, "pt")
     # one stable sort of (slot, descending pt) packed in a uint64: ties keep link order
     key = (slot.astype(np.uint64) << np.uint64(32)) | _descending_key(pt.take(part))
     order = np.argsort(key, kind="stable")
-    slot, part = slot[order], part[order]
+    slot, part = slot.take(order), part.take(order)
     per_slot = np.bincount(slot, minlength=n * k)
-    rank = np.arange(len(slot)) - (np.cumsum(per_slot) - per_slot)[slot]
+    rank = np.arange(len(slot)) - (np.cumsum(per_slot) - per_slot).take(slot)
     top = np.flatnonzero(rank < max_particles)
-    slot, rank, part = slot[top], rank[top], part[top]
+    # position of each kept particle in the flattened (n*k, max_particles) output
+    where = slot.take(top) * max_particles + rank.take(top)
+    part = part.take(top)
 
-    values = np.zeros((n * k, max_particles, len(fields)), dtype=np.float32)
+    n_fields = len(fields)
+    rows = np.empty((len(part), n_fields), dtype=np.float32)
     for i, name in enumerate(fields):
         column = pt if name == "pt" else flat(particles, name)
-        values[slot, rank, i] = column.take(part)
-    mask = np.zeros((n * k, max_particles), dtype=bool)
-    mask[slot, rank] = True
-    return values.reshape(n, k, max_particles, len(fields)), mask.reshape(n, k, max_particles)
+        rows[:, i] = column.take(part)
+    values = np.zeros((n * k * max_particles, n_fields), dtype=np.float32)
+    # scatter whole rows as one opaque element each: numpy's 2D fancy assignment is ~3x slower
+    row = np.dtype((np.void, 4 * n_fields))
+    values.view(row).reshape(-1)[where] = rows.view(row).reshape(-1)
+    mask = np.zeros(n * k * max_particles, dtype=bool)
+    mask[where] = True
+    return values.reshape(n, k, max_particles, n_fields), mask.reshape(n, k, max_particles)

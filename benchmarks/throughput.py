@@ -5,10 +5,8 @@
 
 Prints events/s of (iterative executor, one core, the same file, best of ``--repeat``):
 
-* uproot reading the branches the dijet processor needs (the I/O floor), with the file
-  options the processor's chunks use (``adcoffea.execution.work.open_options``: a
-  memory-mapped local file), and, for reference, with uproot's default source; and the
-  dijet processor without a model: ratio processor / read (issue 15 target >= 0.5);
+* uproot reading the branches the dijet processor needs (the I/O floor) and the dijet
+  processor without a model: ratio processor / read (issue 15 target >= 0.5);
 * the processor with an anomaly score: ``--bundle`` an existing bundle, or ``--cwola`` a
   CWoLa MLP k-fold ensemble (5 folds, trained here on toy LHCO features, cached): ratio to
   the read (target >= 0.4) and to the processor without a model;
@@ -177,7 +175,6 @@ def main() -> None:
     import uproot
 
     from adcoffea.execution import run_processor
-    from adcoffea.execution.work import open_options
     from adcoffea.synthetic import generate
 
     path = args.cache / f"qcd_{args.events}_0.root"
@@ -201,11 +198,8 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    def read_uproot(branches, options=None):
-        # the processor's own file options (a memory-mapped local file, no array cache), so
-        # that the ratio compares processing with reading, not two ways of reading
-        opts = open_options(str(path)) if options is None else options
-        with uproot.open(path, **opts) as f:
+    def read_uproot(branches):
+        with uproot.open(path) as f:
             for _ in f["Events"].iterate(branches, step_size=args.chunksize):
                 pass
 
@@ -214,10 +208,8 @@ def main() -> None:
         run_processor(fileset, proc, executor="iterative", chunksize=args.chunksize, status=False)
 
     n = args.events
-    t_default = best(lambda: read_uproot(BRANCHES, options={}))
     t_io = best(lambda: read_uproot(BRANCHES))
     t_proc = best(run)
-    print(f"uproot read, default source (fsspec): {n / t_default:12,.0f} events/s")
     print(f"uproot read of {len(BRANCHES)} branches    : {n / t_io:12,.0f} events/s")
     print(
         f"dijet processor (iterative)       : {n / t_proc:12,.0f} events/s "

@@ -40,28 +40,14 @@ def _open_files() -> OrderedDict[tuple, Any]:
     return files
 
 
-def open_options(path: str) -> dict[str, Any]:
-    """The ``uproot.open`` options of a chunk's input file.
-
-    * No array cache: chunks never re-read the same entries, and a cache of up to 100 MB per
-      open file would only hold memory.
-    * A local file is memory-mapped (``uproot.MemmapSource``; uproot falls back to plain
-      reads where mapping fails). uproot's default (fsspec) source serves every branch's read
-      through a background thread and waits for it: on 100k-event chunks of the dijet
-      branches that was about 10 ms of 30 per chunk (``benchmarks/throughput.py`` reads the baseline with
-      the same options). Our writers replace files atomically (a new inode), so a mapped
-      file does not change under a run; a file truncated in place by another program while
-      it is read ends the process (SIGBUS), which the futures and dask executors report as
-      a dead worker. Remote files keep uproot's default source.
-    """
-    import uproot
-
-    from adcoffea.execution.filesets import is_remote
-
-    options: dict[str, Any] = {"array_cache": None}
-    if not is_remote(path):
-        options["handler"] = uproot.source.file.MemmapSource
-    return options
+#: ``uproot.open`` options of a chunk's input file. No array cache: chunks never re-read the
+#: same entries, and a cache of up to 100 MB per open file would only hold memory. The
+#: source stays uproot's default: a memory-mapped local file (``uproot.MemmapSource``) read
+#: the dijet branches about 10 ms faster per 100k-event chunk, but every page it touches
+#: counts in the worker's resident memory for as long as the file stays open (one process
+#: reading the constituents of a 1M-event file peaked at 1.96 GB RSS against 1.0 GB), and
+#: dask's memory limits act on RSS.
+OPEN_OPTIONS: dict[str, Any] = {"array_cache": None}
 
 
 def open_tree(path: str, treename: str, *, fileuuid: bytes, options: dict[str, Any]) -> Any:
@@ -85,7 +71,7 @@ def open_tree(path: str, treename: str, *, fileuuid: bytes, options: dict[str, A
     if fileuuid and key in files:
         files.move_to_end(key)
         return files[key]
-    handle = uproot.open({path: None}, **{**open_options(path), **options})
+    handle = uproot.open({path: None}, **{**OPEN_OPTIONS, **options})
     if not fileuuid:
         return handle
     files[key] = handle

@@ -108,3 +108,30 @@ def test_at_most_max_open_files_stay_open(files, tmp_path, monkeypatch):
     assert [k[0] for k in work._open_files()] == paths[2:]
     work.close_files()
     assert handles[2].file.source.closed
+
+
+def test_close_files_of_every_thread_and_reopen(files):
+    """A dask worker's task threads outlive a run: the end of the run closes their files,
+    and a thread whose file was closed under it opens the file again."""
+    import threading
+
+    handles = []
+
+    def task():
+        handles.append(work.open_tree(files[0], "Events", fileuuid=_uuid(files[0]), options={}))
+
+    t = threading.Thread(target=task)
+    t.start()
+    t.join()
+    assert not handles[0].closed
+    work.close_files()  # this thread's only: the other thread's file stays open
+    assert not handles[0].closed
+    work.close_files(every_thread=True)
+    assert handles[0].closed
+    # a cached handle found closed is replaced, not returned
+    mine = work.open_tree(files[1], "Events", fileuuid=_uuid(files[1]), options={})
+    mine.close()
+    again = work.open_tree(files[1], "Events", fileuuid=_uuid(files[1]), options={})
+    assert again is not mine and not again.closed
+    assert again["Events"].num_entries > 0
+    work.close_files()

@@ -283,6 +283,11 @@ def run_processor(
                 sys.stderr.write(held.getvalue())
     finally:
         close_files()  # the inputs the iterative executor kept open in this process
+        if executor == "dask" and client is not None and settings._cluster is None:
+            # the workers of a cluster we do not own outlive the run: close the inputs
+            # their task threads keep open (best effort: a lost worker has none left)
+            with contextlib.suppress(Exception):
+                client.run(close_files, every_thread=True)
         if own_client is not None:
             own_client.close()
             if settings._cluster is not None:

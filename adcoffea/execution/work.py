@@ -31,12 +31,18 @@ from typing import Any
 MAX_OPEN_FILES = 4
 
 _local = threading.local()
+#: every thread's open files, so that :func:`close_files` can close them all at the end of
+#: a run (a dask worker's task threads outlive the run)
+_every_thread: list[OrderedDict[tuple, Any]] = []
+_registry_lock = threading.Lock()
 
 
 def _open_files() -> OrderedDict[tuple, Any]:
     files = getattr(_local, "files", None)
     if files is None:
         files = _local.files = OrderedDict()
+        with _registry_lock:
+            _every_thread.append(files)
     return files
 
 
@@ -69,8 +75,10 @@ def open_tree(path: str, treename: str, *, fileuuid: bytes, options: dict[str, A
     key = (path, treename, bytes(fileuuid), tuple(sorted(options.items(), key=lambda kv: kv[0])))
     files = _open_files()
     if fileuuid and key in files:
-        files.move_to_end(key)
-        return files[key]
+        if not files[key].closed:
+            files.move_to_end(key)
+            return files[key]
+        del files[key]  # closed by close_files(every_thread=True) meanwhile
     handle = uproot.open({path: None}, **{**OPEN_OPTIONS, **options})
     if not fileuuid:
         return handle
@@ -89,12 +97,22 @@ def discard(path: str) -> None:
         files.pop(key).close()
 
 
-def close_files() -> None:
-    """Close every input file this thread keeps open."""
-    files = _open_files()
-    while files:
-        _, handle = files.popitem()
-        handle.close()
+def close_files(*, every_thread: bool = False) -> None:
+    """Close every input file this thread keeps open (``every_thread``: every thread's).
+
+    ``every_thread`` is meant for the end of a run, when no chunk is being processed; a
+    thread whose file was closed under it opens the file again on its next chunk.
+    """
+    if every_thread:
+        with _registry_lock:
+            tables = list(_every_thread)
+    else:
+        tables = [_open_files()]
+    for files in tables:
+        for key in list(files):
+            handle = files.pop(key, None)
+            if handle is not None:
+                handle.close()
 
 
 def chunk_work(
@@ -117,7 +135,7 @@ def chunk_work(
     :func:`open_tree` instead of a fresh ``uproot.open``.
     """
     from coffea import processor
-    from coffea.nanoevents import NanoEventsFactory, schemas
+    from coffea.nanoevents import schemas
 
     if format != "root" or use_dataframes or not issubclass(schema, schemas.BaseSchema):
         return processor.Runner._work_function(
@@ -154,6 +172,37 @@ def chunk_work(
         file = open_tree(item.filename, item.treename, fileuuid=item.fileuuid, options=options)
     except Exception as e:
         raise Exception(f"Failed to open file: {item!r}. The error was: {e!r}.") from e
+    try:
+        return _process_chunk(
+            file,
+            item,
+            metadata,
+            schema,
+            processor_instance,
+            iteritems_options,
+            savemetrics,
+            checkpointer,
+            cache_function,
+        )
+    finally:
+        if not item.fileuuid:  # not kept open by open_tree
+            file.close()
+
+
+def _process_chunk(
+    file: Any,
+    item: Any,
+    metadata: dict,
+    schema: Any,
+    processor_instance: Any,
+    iteritems_options: dict,
+    savemetrics: bool,
+    checkpointer: Any,
+    cache_function: Callable[[], MutableMapping],
+) -> dict:
+    from coffea import processor
+    from coffea.nanoevents import NanoEventsFactory
+
     bytes_before = file.file.source.num_requested_bytes
     try:
         materialized: list = []

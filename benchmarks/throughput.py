@@ -3,7 +3,8 @@
     python benchmarks/throughput.py [--events 200000] [--bundle DIR | --cwola]
                                     [--no-constituents] [--memory | --memory-only]
 
-Prints events/s of (iterative executor, one core, the same file, best of ``--repeat``):
+Prints events/s of (iterative executor, one core, the same file, best of ``--repeat``
+rounds over all workloads, after one warm-up run of each):
 
 * uproot reading the branches the dijet processor needs (the I/O floor) and the dijet
   processor without a model: ratio processor / read (issue 15 target >= 0.5);
@@ -190,14 +191,6 @@ def main() -> None:
     fileset = {"qcd": [str(path)]}
     bundle = args.bundle or (_cwola_bundle(args.cache) if args.cwola else None)
 
-    def best(fn):
-        times = []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
     def read_uproot(branches):
         with uproot.open(path) as f:
             for _ in f["Events"].iterate(branches, step_size=args.chunksize):
@@ -207,16 +200,34 @@ def main() -> None:
         proc = _processor(workload, str(bundle) if bundle else None)
         run_processor(fileset, proc, executor="iterative", chunksize=args.chunksize, status=False)
 
+    both = BRANCHES + CONSTITUENT_BRANCHES
+    timed = {"read": lambda: read_uproot(BRANCHES), "proc": run}
+    if bundle:
+        timed["model"] = lambda: run(bundle=bundle)
+    if not args.no_constituents:
+        timed["read_cons"] = lambda: read_uproot(both)
+        timed["cons"] = lambda: run("constituents")
+    # Rounds over every workload, best of --repeat each: on a shared machine whose speed
+    # drifts, a read and a processor run measured next to each other see the same state.
+    times: dict[str, list[float]] = {k: [] for k in timed}
+    for fn in timed.values():
+        fn()  # warm-up (imports, the page cache, the CWoLa bundle's first load)
+    for _ in range(args.repeat):
+        for key, fn in timed.items():
+            t0 = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t0)
+    t = {k: min(v) for k, v in times.items()}
+
     n = args.events
-    t_io = best(lambda: read_uproot(BRANCHES))
-    t_proc = best(run)
+    t_io, t_proc = t["read"], t["proc"]
     print(f"uproot read of {len(BRANCHES)} branches    : {n / t_io:12,.0f} events/s")
     print(
         f"dijet processor (iterative)       : {n / t_proc:12,.0f} events/s "
         f"(ratio to uproot read: {t_io / t_proc:.2f}; target >= 0.5)"
     )
     if bundle:
-        t_model = best(lambda: run(bundle=bundle))
+        t_model = t["model"]
         which = "CWoLa MLP x5 folds" if args.cwola and not args.bundle else "anomaly score"
         print(
             f"dijet processor + {which:<16}: {n / t_model:12,.0f} events/s "
@@ -224,9 +235,7 @@ def main() -> None:
             f"to processor without model: {t_proc / t_model:.2f})"
         )
     if not args.no_constituents:
-        both = BRANCHES + CONSTITUENT_BRANCHES
-        t_cio = best(lambda: read_uproot(both))
-        t_cons = best(lambda: run("constituents"))
+        t_cio, t_cons = t["read_cons"], t["cons"]
         print(f"uproot read of {len(both)} branches (+ PFCand): {n / t_cio:12,.0f} events/s")
         print(
             f"processor + constituents          : {n / t_cons:12,.0f} events/s "

@@ -57,6 +57,19 @@ def _source(events: ak.Array) -> str:
         return "<events>"
 
 
+def _required_format(events: ak.Array, jet_collection: str) -> tuple[LinkFormat, str]:
+    """The link format of ``events`` and the file name, or the error naming what is missing."""
+    fmt = link_format(events, jet_collection=jet_collection)
+    source = _source(events)
+    if fmt is None:
+        raise InputFileError(
+            source,
+            f"no constituent link branches for {jet_collection} "
+            f"(looked for {', '.join(f.links + '_' + f.jet_field for f in FORMATS)})",
+        )
+    return fmt, source
+
+
 def jet_constituents(events: ak.Array, *, jet_collection: str = "FatJet") -> ak.Array:
     """Constituents of every jet: an array of shape (events, jets, particles).
 
@@ -72,14 +85,7 @@ def jet_constituents(events: ak.Array, *, jet_collection: str = "FatJet") -> ak.
     Raises:
         InputFileError: the file has no constituent links, or the links are inconsistent.
     """
-    fmt = link_format(events, jet_collection=jet_collection)
-    source = _source(events)
-    if fmt is None:
-        raise InputFileError(
-            source,
-            f"no constituent link branches for {jet_collection} "
-            f"(looked for {', '.join(f.links + '_' + f.jet_field for f in FORMATS)})",
-        )
+    fmt, source = _required_format(events, jet_collection)
     links = events[fmt.links]
     particles = events[fmt.particles]
     jets = events[jet_collection]
@@ -195,14 +201,7 @@ def selected_constituents(
         >>> values[0, :, :, 0].tolist(), mask[0].tolist()
         ([[3.0, 1.0], [2.0, 0.0]], [[True, True], [True, False]])
     """
-    fmt = link_format(events, jet_collection=jet_collection)
-    source = _source(events)
-    if fmt is None:
-        raise InputFileError(
-            source,
-            f"no constituent link branches for {jet_collection} "
-            f"(looked for {', '.join(f.links + '_' + f.jet_field for f in FORMATS)})",
-        )
+    fmt, source = _required_format(events, jet_collection)
     jet_index = np.asarray(jet_index, dtype=np.int64)
     n, k = jet_index.shape
     links = events[fmt.links]

@@ -25,6 +25,7 @@ jets ordered by decreasing pt, and ``jets`` holds their ``(pt, eta, phi, mass)``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +47,10 @@ LHCO_FEATURES: tuple[str, ...] = ("mj_min", "delta_mj", "tau21_min", "tau21_max"
 
 #: Epsilon of the CATHODE tau ratio convention.
 TAU_EPS = 1e-5
+
+#: ``pairs(name)`` -> (lighter jet's, heavier jet's) values of a jet field, or None if the
+#: jets have no such field (:func:`mass_ordered_pairs`, ``DijetSelection.by_mass``).
+Pairs = Callable[[str], "tuple[np.ndarray, np.ndarray] | None"]
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,7 @@ def invariant_mass(
     return np.sqrt(np.maximum(m2, 0.0))
 
 
-def mass_ordered_pairs(jets):
+def mass_ordered_pairs(jets) -> Pairs:
     """``pairs(name)`` -> (lighter jet's, heavier jet's) float64 values of field ``name`` of
     exactly two jets per event (an awkward array (n, 2)), or None for a missing field.
 
@@ -179,7 +184,7 @@ def mass_ordered_pairs(jets):
     return pairs
 
 
-def high_level_features(jets, *, pairs=None) -> dict[str, np.ndarray]:
+def high_level_features(jets, *, pairs: Pairs | None = None) -> dict[str, np.ndarray]:
     """High-level features of exactly two jets per event (an awkward array (n, 2)).
 
     ``pairs(name)``, when given, returns the (lighter, heavier) float64 values of a jet

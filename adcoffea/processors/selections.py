@@ -52,11 +52,6 @@ class DijetSelection:
         return self._cache["jets"]
 
     @property
-    def fields(self) -> list[str]:
-        """The fields of the jet collection."""
-        return list((self._all_jets if self._all_jets is not None else self.jets).fields)
-
-    @property
     def jet_index(self) -> np.ndarray:
         """(n selected, 2) indices of the two selected jets in the chunk's flat jet columns."""
         if self._first is None:
@@ -90,8 +85,8 @@ class DijetSelection:
         """Field ``name`` of the lighter and of the heavier selected jet (float64), or None
         when the collection has no such field.
 
-        The order of :func:`adcoffea.features.mass_order` (ties: the leading jet is the
-        lighter), gathered from the flat columns in that order, so the features need no
+        The order of :func:`adcoffea.features.mass_ordered_pairs` (ties: the leading jet is
+        the lighter), gathered from the flat columns in that order, so the features need no
         ``np.where`` per field.
         """
         if self._first is None or self._all_jets is None:

@@ -116,18 +116,23 @@ def test_close_files_of_every_thread_and_reopen(files):
     import threading
 
     handles = []
+    opened, finish = threading.Event(), threading.Event()
 
-    def task():
+    def task():  # a task thread that stays alive, as a dask worker's do
         handles.append(work.open_tree(files[0], "Events", fileuuid=_uuid(files[0]), options={}))
+        opened.set()
+        finish.wait(30)
 
     t = threading.Thread(target=task)
     t.start()
-    t.join()
+    opened.wait(30)
     assert not handles[0].closed
     work.close_files()  # this thread's only: the other thread's file stays open
     assert not handles[0].closed
     work.close_files(every_thread=True)
     assert handles[0].closed
+    finish.set()
+    t.join()
     # a cached handle found closed is replaced, not returned
     mine = work.open_tree(files[1], "Events", fileuuid=_uuid(files[1]), options={})
     mine.close()
@@ -135,3 +140,23 @@ def test_close_files_of_every_thread_and_reopen(files):
     assert again is not mine and not again.closed
     assert again["Events"].num_entries > 0
     work.close_files()
+
+
+def test_a_finished_thread_closes_its_files_and_leaves_the_registry(files):
+    import gc
+    import threading
+
+    before = len(work._every_thread)
+
+    handles = []
+
+    def task():
+        handles.append(work.open_tree(files[0], "Events", fileuuid=_uuid(files[0]), options={}))
+        assert len(work._every_thread) == before + 1
+
+    t = threading.Thread(target=task)
+    t.start()
+    t.join()
+    gc.collect()
+    assert len(work._every_thread) == before
+    assert handles[0].closed  # the ended thread closed its file

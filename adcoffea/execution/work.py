@@ -19,9 +19,11 @@ Anything else (parquet, dataframes) is handed to coffea's own work function.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
 from typing import Any
@@ -31,18 +33,31 @@ from typing import Any
 MAX_OPEN_FILES = 4
 
 _local = threading.local()
-#: every thread's open files, so that :func:`close_files` can close them all at the end of
-#: a run (a dask worker's task threads outlive the run)
-_every_thread: list[OrderedDict[tuple, Any]] = []
+
+
+class _OpenFiles(OrderedDict):
+    """One thread's open files (a subclass, so that the registry can hold it weakly); a
+    thread that ends closes its files with it."""
+
+    def __del__(self) -> None:
+        for handle in self.values():
+            handle.close()
+
+
+#: every live thread's open files, so that :func:`close_files` can close them all at the
+#: end of a run (a dask worker's task threads outlive the run); held weakly, so the tables
+#: of threads that ended do not pile up in a long-lived worker
+_every_thread: weakref.WeakValueDictionary[int, _OpenFiles] = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
+_table_ids = itertools.count()
 
 
-def _open_files() -> OrderedDict[tuple, Any]:
+def _open_files() -> _OpenFiles:
     files = getattr(_local, "files", None)
     if files is None:
-        files = _local.files = OrderedDict()
+        files = _local.files = _OpenFiles()
         with _registry_lock:
-            _every_thread.append(files)
+            _every_thread[next(_table_ids)] = files
     return files
 
 
@@ -105,7 +120,7 @@ def close_files(*, every_thread: bool = False) -> None:
     """
     if every_thread:
         with _registry_lock:
-            tables = list(_every_thread)
+            tables = list(_every_thread.values())
     else:
         tables = [_open_files()]
     for files in tables:

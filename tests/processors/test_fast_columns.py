@@ -148,3 +148,27 @@ def test_processor_histograms_identical_to_awkward_path(nanoaod_dir, monkeypatch
     for ds, cols in ref["columns"].items():
         for name, col in cols.items():
             np.testing.assert_array_equal(fast["columns"][ds][name].value, col.value)
+
+
+@pytest.mark.parametrize("mjj_min", [800.0, 2500.0])
+def test_mjj_min_cut_matches_vector(mjj_min):
+    """The optional mjj threshold: the events of the other cuts whose two leading jets'
+    four-vector sum (vector, float64) reaches it, and one more cutflow step."""
+    import vector
+
+    events = _toy_events(seed=7, n=2000)
+    base = select_dijets(events, LOOSE)
+    sel = select_dijets(events, LOOSE.model_copy(update={"mjj_min": mjj_min}))
+    idx = np.flatnonzero(base.mask)
+    two = {f: base.two(f) for f in ("pt", "eta", "phi", "mass")}
+    a = vector.array({f: v[:, 0] for f, v in two.items()})
+    b = vector.array({f: v[:, 1] for f, v in two.items()})
+    keep = (a + b).mass >= mjj_min
+    assert 0 < keep.sum() < len(keep)
+    expected = np.zeros(len(events), dtype=bool)
+    expected[idx[keep]] = True
+    np.testing.assert_array_equal(sel.mask, expected)
+    assert sel.cutflow["mjj_min"][0] == int(keep.sum())
+    w = events.genWeight.to_numpy()
+    assert sel.cutflow["mjj_min"][1] == pytest.approx(float(w[expected].sum()))
+    assert list(sel.cutflow)[-1] == "mjj_min"

@@ -160,3 +160,27 @@ def test_a_finished_thread_closes_its_files_and_leaves_the_registry(files):
     gc.collect()
     assert len(work._every_thread) == before
     assert handles[0].closed  # the ended thread closed its file
+
+
+def test_local_files_are_read_in_the_calling_thread(files):
+    """A local file is read with plain reads in the worker's thread, not through fsspec's
+    event-loop thread (each NanoEvents branch read waited on a thread hand-off); URLs and a
+    run's own ``uproot_options`` keep what they ask for."""
+    import uproot
+
+    opts = work.open_options(files[0], {"timeout": 5})
+    assert opts["handler"] is uproot.source.file.MultithreadedFileSource
+    assert opts["use_threads"] is False and opts["timeout"] == 5
+    for url in ("root://eos.example//store/a.root", "file:///tmp/a.root"):
+        assert "handler" not in work.open_options(url, {})
+    assert work.open_options(files[0], {"use_threads": True})["use_threads"] is True
+
+    handle = work.open_tree(files[0], "Events", fileuuid=b"", options={})
+    try:
+        source = handle.file.source
+        assert isinstance(source, uproot.source.file.MultithreadedFileSource)
+        assert isinstance(source._executor, uproot.source.futures.ResourceTrivialExecutor)
+        n = handle["Events"].num_entries
+        assert len(handle["Events"]["FatJet_pt"].array(entry_stop=n)) == n
+    finally:
+        handle.close()

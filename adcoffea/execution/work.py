@@ -62,13 +62,30 @@ def _open_files() -> _OpenFiles:
 
 
 #: ``uproot.open`` options of a chunk's input file. No array cache: chunks never re-read the
-#: same entries, and a cache of up to 100 MB per open file would only hold memory. The
-#: source stays uproot's default: a memory-mapped local file (``uproot.MemmapSource``) read
-#: the dijet branches about 10 ms faster per 100k-event chunk, but every page it touches
-#: counts in the worker's resident memory for as long as the file stays open (one process
-#: reading the constituents of a 1M-event file peaked at 1.96 GB RSS against 1.0 GB), and
-#: dask's memory limits act on RSS.
+#: same entries, and a cache of up to 100 MB per open file would only hold memory.
 OPEN_OPTIONS: dict[str, Any] = {"array_cache": None}
+
+
+def open_options(path: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The ``uproot.open`` options of ``path``: ours, then the run's ``options`` on top.
+
+    A local file is read with plain ``read`` calls in the calling thread
+    (``MultithreadedFileSource`` with ``use_threads=False``). uproot's default source for
+    every path is fsspec's, which hands each request to an event-loop thread and waits for
+    it: NanoEvents reads each branch with its own request, and the ten dijet branches of a
+    100k-event chunk took 14 ms that way against 4 ms (``benchmarks/throughput.py``). A
+    memory-mapped file (``uproot.MemmapSource``) is as fast, but every page it touches counts
+    in the worker's resident memory while the file stays open (the constituents of a
+    1M-event file peaked at 1.96 GB RSS against 1.0 GB), and dask's memory limits act on
+    RSS. No reader threads also keeps a worker to one core. URLs (remote files,
+    ``file://``) keep uproot's defaults.
+    """
+    import uproot
+
+    ours = dict(OPEN_OPTIONS)
+    if "://" not in path:  # a plain local path (a file:// URL keeps uproot's own handling)
+        ours.update(handler=uproot.source.file.MultithreadedFileSource, use_threads=False)
+    return {**ours, **options}
 
 
 def open_tree(path: str, treename: str, *, fileuuid: bytes, options: dict[str, Any]) -> Any:
@@ -94,7 +111,7 @@ def open_tree(path: str, treename: str, *, fileuuid: bytes, options: dict[str, A
             files.move_to_end(key)
             return files[key]
         del files[key]  # closed by close_files(every_thread=True) meanwhile
-    handle = uproot.open({path: None}, **{**OPEN_OPTIONS, **options})
+    handle = uproot.open({path: None}, **open_options(path, options))
     if not fileuuid:
         return handle
     files[key] = handle

@@ -19,6 +19,10 @@ import numpy as np
 
 from adcoffea.config import SelectionConfig
 
+#: The cuts of :func:`select_dijets` in cutflow order, after ``all`` (``delta_eta`` only
+#: when configured; ``mjj_min``, when configured, comes last).
+CUTS = ("two_jets", "finite_kinematics", "jet_pt", "jet_eta", "delta_eta")
+
 
 @dataclass(frozen=True)
 class DijetSelection:
@@ -97,12 +101,16 @@ class DijetSelection:
             return None
         order = self._cache.get("by_mass")
         if order is None:
+            # (2, n) flat indices of the (lighter, heavier) jet: one take per field gathers
+            # both jets and one astype casts both (two of each per field before)
             mass = self._column("mass")
             m0, m1 = mass.take(self._first), mass.take(self._first + 1)
-            second = ((m1 < m0) | (np.isnan(m1) & ~np.isnan(m0))).astype(np.int64)
-            order = self._cache["by_mass"] = (self._first + second, self._first + 1 - second)
-        flat = self._column(name)
-        return flat.take(order[0]).astype(np.float64), flat.take(order[1]).astype(np.float64)
+            second = (m1 < m0) | (np.isnan(m1) & ~np.isnan(m0))
+            order = self._cache["by_mass"] = np.empty((2, len(self._first)), dtype=np.int64)
+            np.add(self._first, second, out=order[0])
+            np.subtract(2 * self._first + 1, order[0], out=order[1])
+        pair = self._column(name).take(order).astype(np.float64, copy=False)
+        return pair[0], pair[1]
 
 
 def _flat_column(jets: ak.Array, name: str) -> np.ndarray:
@@ -139,64 +147,66 @@ def select_dijets(
     # numpy on the flat jet columns: the two leading jets of event i are flat[start[i]] and
     # flat[start[i] + 1]. Every cut after "two_jets" is evaluated on the events that have two
     # jets only (the cutflow is cumulative, so the others never pass), as 1D columns: numpy
-    # reductions along a length-2 axis cost ~1 us per row, more than the arithmetic.
-    counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
-    start = np.cumsum(counts) - counts
+    # reductions along a length-2 axis cost ~1 us per row, more than the arithmetic. Each
+    # event's stage is the number of cuts it passes in order; the cutflow of a cut counts
+    # the events whose stage reaches it.
+    counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64, copy=False)
+    start = np.cumsum(counts)
+    start -= counts
     rows = np.flatnonzero(counts >= 2)
-    first = start[rows]
-    flat: dict[str, np.ndarray] = {}
-
-    def lead(name: str) -> tuple[np.ndarray, np.ndarray]:
-        flat[name] = values = _flat_column(jets, name)
-        return values.take(first), values.take(first + 1)
-
-    # cuts compare float64 values (as the thresholds are); finiteness needs no cast
-    pt0, pt1 = (a.astype(np.float64) for a in lead("pt"))
-    eta0, eta1 = (a.astype(np.float64) for a in lead("eta"))
-    ok = np.isfinite(pt0) & np.isfinite(pt1) & np.isfinite(eta0) & np.isfinite(eta1)
-    for name in ("phi", "mass"):
-        a, b = lead(name)
-        ok &= np.isfinite(a) & np.isfinite(b)
+    lead = start.take(rows)
+    flat = {name: _flat_column(jets, name) for name in ("pt", "eta", "phi", "mass")}
+    pt0, pt1, eta0, eta1 = (flat[f].take(lead + i) for f in ("pt", "eta") for i in (0, 1))
+    # finite_kinematics: the float64 sum of the eight values is finite iff every one is
+    # (inf - inf and NaN give NaN; eight float32 values cannot overflow a float64)
+    total = pt0.astype(np.float64)
+    for f, i in (("pt", 1), ("eta", 0), ("eta", 1), ("phi", 0), ("phi", 1), ("mass", 0)):
+        total += flat[f].take(lead + i)
+    total += flat["mass"].take(lead + 1)
+    passed = np.isfinite(total)
     if finite is not None:
-        ok &= np.asarray(finite, dtype=bool)[rows]
-    cuts: list[tuple[str, np.ndarray]] = [
-        ("finite_kinematics", ok),
-        ("jet_pt", (pt0 >= config.jet_pt_min) & (pt1 >= config.jet_pt_min)),
-        ("jet_eta", (np.abs(eta0) < config.jet_eta_max) & (np.abs(eta1) < config.jet_eta_max)),
-    ]
+        passed &= np.asarray(finite, dtype=bool).take(rows)
+    # float64 thresholds: float32 values are compared in float64, as before (a Python float
+    # against a float32 array would be rounded to float32 under NumPy 2's promotion rules)
+    pt_min, eta_max = np.float64(config.jet_pt_min), np.float64(config.jet_eta_max)
+    stage = np.ones(len(rows), dtype=np.int8)  # passed two_jets
+    stage += passed
+    passed &= (pt0 >= pt_min) & (pt1 >= pt_min)
+    stage += passed
+    passed &= (np.abs(eta0) < eta_max) & (np.abs(eta1) < eta_max)
+    stage += passed
+    names = list(CUTS[:4])
     if config.delta_eta_max is not None:
-        cuts.append(("delta_eta", np.abs(eta0 - eta1) < config.delta_eta_max))
-
-    w_rows = weights.take(rows)
-    cutflow: dict[str, tuple[int, float]] = {
-        "all": (n, float(weights.sum())),
-        "two_jets": (len(rows), float(w_rows.sum())),
-    }
+        passed &= np.abs(eta0.astype(np.float64) - eta1) < np.float64(config.delta_eta_max)
+        stage += passed
+        names.append("delta_eta")
+    n_at = np.bincount(stage, minlength=len(names) + 1)
+    w_at = np.bincount(stage, weights=weights.take(rows), minlength=len(names) + 1)
+    cutflow: dict[str, tuple[int, float]] = {"all": (n, float(weights.sum()))}
+    for k, name in enumerate(names, start=1):  # passed cut k and those before: stage >= k
+        cutflow[name] = (int(n_at[k:].sum()), float(w_at[k:].sum()))
     # integer indices, not boolean masks: numpy's boolean indexing of a random pattern is
     # about 3x slower than flatnonzero + take, and gives the same elements in the same order
-    passed = np.ones(len(rows), dtype=bool)
-    for name, cut in cuts:
-        passed &= cut
-        keep = np.flatnonzero(passed)
-        cutflow[name] = (len(keep), float(w_rows.take(keep).sum()))
+    keep = np.flatnonzero(passed)
+    first = lead.take(keep)
     mask = np.zeros(n, dtype=bool)
-    mask[rows[np.flatnonzero(passed)]] = True
+    mask[rows.take(keep)] = True
 
     if config.mjj_min is not None:
         from adcoffea.features import invariant_mass
 
-        first = start[mask]
         mjj = invariant_mass(
             *(flat[f].take(first).astype(np.float64) for f in ("pt", "eta", "phi", "mass")),
             *(flat[f].take(first + 1).astype(np.float64) for f in ("pt", "eta", "phi", "mass")),
         )
-        idx = np.flatnonzero(mask)
-        mask[idx[~(mjj >= config.mjj_min)]] = False
+        keep = mjj >= config.mjj_min
+        mask[np.flatnonzero(mask)[~keep]] = False
+        first = first[keep]
         cutflow["mjj_min"] = (int(np.count_nonzero(mask)), float(weights[mask].sum()))
     return DijetSelection(
         mask=mask,
         cutflow=cutflow,
-        _first=start[mask],
+        _first=first,
         _all_jets=jets,
         _flat=flat,
     )

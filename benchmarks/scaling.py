@@ -82,6 +82,14 @@ class ConstituentDijet(DijetProcessor):
     momentum fraction so that the work cannot be skipped.
     """
 
+    def required_branches(self):
+        # the constituent tables too: the pre-flight checks them, and the chunks' events
+        # hold only the collections of these (``collections()``)
+        from adcoffea.processors.base import constituent_branches
+
+        jets = self.selection.jet_collection
+        return [*super().required_branches(), constituent_branches(jets)]
+
     def process(self, events):
         import hist
 

@@ -184,3 +184,73 @@ def test_local_files_are_read_in_the_calling_thread(files):
         assert len(handle["Events"]["FatJet_pt"].array(entry_stop=n)) == n
     finally:
         handle.close()
+
+
+class _FieldsSeen(DijetProcessor):
+    """The dijet processor, also recording the fields its events hold."""
+
+    def process(self, events):
+        out = super().process(events)
+        out["fields"] = set(events.fields)
+        return out
+
+
+def test_events_hold_only_the_processors_collections_and_match_the_whole_tree(files, monkeypatch):
+    import uproot
+
+    calls: list[int] = []
+    real = uproot.behaviors.TBranch.HasBranches.typenames
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(uproot.behaviors.TBranch.HasBranches, "typenames", counting)
+    light = run_processor({"qcd": files}, _FieldsSeen(), executor="iterative", chunksize=CHUNK)
+    assert light.report.chunks_processed >= 6
+    # coffea asks for every branch's type name on every chunk: answered once per file
+    assert len(calls) == len(files)
+    with uproot.open(files[0]) as f:
+        in_file = {k.split("_")[0].removeprefix("n") for k in f["Events"].iterkeys()}
+    assert {"PFCand", "FatJetPFCand"} <= in_file
+    assert light.output["fields"] == {"FatJet", "event", "run", "luminosityBlock", "genWeight"} | (
+        {"Truth"} & in_file
+    )
+    with_cons = _FieldsSeen(collect_columns=True, collect_constituents=True)
+    assert {"PFCand", "FatJetPFCand"} <= with_cons.collections()
+    cons = run_processor({"qcd": files}, with_cons, executor="iterative", chunksize=CHUNK)
+    assert {"PFCand", "FatJetPFCand"} <= cons.output["fields"]
+
+    # the whole tree (a processor naming no collections) gives the same results
+    monkeypatch.setattr(_FieldsSeen, "collections", lambda self: None)
+    whole = run_processor({"qcd": files}, with_cons, executor="iterative", chunksize=CHUNK)
+    assert whole.output["fields"] >= in_file
+    assert whole.output["cutflow"] == cons.output["cutflow"]
+    for col, acc in whole.output["columns"]["qcd"].items():
+        np.testing.assert_array_equal(cons.output["columns"]["qcd"][col].value, acc.value)
+
+
+def test_a_narrowed_real_nanoaod_v15_tree_gives_the_same_jets(nanoaod_dir):
+    """2656 branches in the file; the events of a dijet search hold a handful of them."""
+    import awkward as ak
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    path = str(nanoaod_dir / "nano_tt_v15.root")
+    keep = work.BranchFilter.of(DijetProcessor(collect_columns=True).collections())
+    handle = work.open_tree(path, "Events", fileuuid=_uuid(path), options={})
+    try:
+
+        def events(options):
+            return NanoEventsFactory.from_root(
+                file=handle, treepath="Events", schemaclass=NanoAODSchema, mode="virtual",
+                iteritems_options=options,
+            ).events()  # fmt: skip
+
+        narrow, whole = events({"filter_branch": keep}), events({})
+        assert len(whole.fields) > 50 and set(narrow.fields) < set(whole.fields)
+        assert "FatJet" in narrow.fields and "Jet" not in narrow.fields
+        for f in ("pt", "eta", "phi", "mass", "tau2"):
+            assert ak.all(narrow.FatJet[f] == whole.FatJet[f])
+        assert ak.all(narrow.event == whole.event)
+    finally:
+        work.close_files()

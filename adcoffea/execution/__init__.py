@@ -81,7 +81,7 @@ from adcoffea.execution.preflight import (
     PreflightResult,
     required_branches,
 )
-from adcoffea.execution.work import close_files
+from adcoffea.execution.work import BranchFilter, close_files
 from adcoffea.outputs import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,16 @@ def _user_error(err: BaseException) -> AdcoffeaError | None:
             "rerun with --resume"
         )
     return None
+
+
+def events_branches(processor_instance: Any) -> dict[str, Any]:
+    """coffea's ``iteritems_options`` for the chunks' events: only the collections the
+    processor names (its ``collections()``), or the whole tree (``{}``) for a processor
+    that names none."""
+    inner = getattr(processor_instance, "inner", processor_instance)
+    own = getattr(inner, "collections", None)
+    names = own() if callable(own) else None
+    return {} if names is None else {"filter_branch": BranchFilter.of(names)}
 
 
 def run_processor(
@@ -271,7 +281,12 @@ def run_processor(
                         stack.enter_context(_no_dask_progress_tracebacks())
                     # the chunks are cut from the pre-flight's metadata: coffea does not open
                     # every file a second time before processing
-                    output = runner(items, wrapped, treename="Events")
+                    output = runner(
+                        items,
+                        wrapped,
+                        treename="Events",
+                        iteritems_options=events_branches(processor_instance),
+                    )
             except Exception as err:
                 user = _user_error(err)
                 if user is not None:

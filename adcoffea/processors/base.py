@@ -53,6 +53,7 @@ from adcoffea.config import (
 )
 from adcoffea.errors import InputFileError, ModelBundleError
 from adcoffea.execution.preflight import BASE_BRANCHES, JET_FIELDS, BranchChoice, Requirement
+from adcoffea.execution.work import collection_of
 from adcoffea.features import HIGH_LEVEL_FEATURES, ModelInputs, high_level_features
 from adcoffea.processors.selections import DijetSelection, event_weights, select_dijets
 from adcoffea.systematics import jet_factors, variation_names, variations_key, vary_events
@@ -60,6 +61,10 @@ from adcoffea.systematics import jet_factors, variation_names, variations_key, v
 # Synthetic and skimmed files lack most cross-referenced collections; that is expected.
 # Set here too, because loky/dask workers import this module afresh.
 NanoAODSchema.warn_missing_crossrefs = False
+
+#: Branches and collections a processor reads when a file has them: the generator weight
+#: (simulation) and the synthetic samples' truth label.
+OPTIONAL_COLLECTIONS = ("genWeight", "Truth")
 
 #: Loaded model bundles, one per (path, content hash) and worker process: a processor is
 #: pickled to every task, the bundle is not, so each worker reads it once.
@@ -220,6 +225,24 @@ class SearchProcessor(processor.ProcessorABC):
         if constituents:
             req.append(constituent_branches(jets))
         return req + self.extra_branches()
+
+    def collections(self) -> frozenset[str] | None:
+        """The NanoAOD collections and top-level branches this processor reads.
+
+        Those of :meth:`required_branches` (every option of a choice) and the ones read
+        when a file has them (:data:`OPTIONAL_COLLECTIONS`). ``run_processor`` builds each
+        chunk's events from these only: building NanoEvents costs in proportion to the
+        tree's branches, 112 ms per chunk for the 2656 of a NanoAOD v15 tree against 15 ms
+        for a dijet search's. A subclass that reads another collection adds it here; None
+        gives the events the whole tree.
+        """
+        names = set(OPTIONAL_COLLECTIONS)
+        for req in self.required_branches():
+            branches = (
+                [b for opt in req.options for b in opt] if isinstance(req, BranchChoice) else [req]
+            )
+            names.update(collection_of(b) for b in branches)
+        return frozenset(names)
 
     # --- the common part ------------------------------------------------------------------
     def _new_hists(self) -> dict[str, hist.Hist]:

@@ -257,10 +257,34 @@ class ModelBundle:
         self._check_batch(inputs)
         n = len(inputs)
         out = np.empty(n, dtype=np.float64)
+        if self.metadata.method in ("cwola", "cathode"):
+            return self._kfold_raw(inputs, out, batch_size)
         with torch.no_grad():
             for start in range(0, n, batch_size):
                 sl = slice(start, min(start + batch_size, n))
                 out[sl] = self._raw_batch(inputs.select(sl))
+        return out
+
+    def _kfold_raw(self, inputs: ModelInputs, out: np.ndarray, batch_size: int) -> np.ndarray:
+        """Mean logit of each event's own fold's members, in batches of one fold's rows.
+
+        Batches cut across folds gave each network a fifth of a batch: about 1600 rows per
+        matrix product at the default size, 15 % slower per chunk than full batches (the
+        products themselves are the floor: 3 x 64 hidden units cost ~13 ms per 58k rows on
+        one core).
+        """
+        md, nw = self.metadata, self.networks
+        k, m = md.kfold["k"], md.kfold["ensemble"]
+        x = self._hl(inputs)
+        folds = fold_of(inputs.event, k, salt=md.kfold.get("salt", 0))
+        with torch.no_grad():
+            for i in range(k):
+                rows = np.flatnonzero(folds == i)
+                for start in range(0, len(rows), batch_size):
+                    idx = rows[start : start + batch_size]
+                    xb = x[torch.as_tensor(idx)]
+                    logits = [nw[f"fold{i}_member{j}"](xb).double().numpy() for j in range(m)]
+                    out[idx] = np.mean(logits, axis=0)
         return out
 
     def score(self, inputs: ModelInputs, *, batch_size: int = 8192) -> np.ndarray:

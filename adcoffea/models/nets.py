@@ -198,7 +198,10 @@ class Classifier(nn.Module):
         layers: list[nn.Module] = []
         last = n_inputs
         for h in hidden:
-            layers += [nn.Linear(last, int(h)), nn.ReLU()]
+            # in place: one activation tensor less per layer (scoring a chunk's 58k events
+            # spent a quarter of its time in allocating ReLU outputs); autograd allows it
+            # after a Linear, whose backward needs its input, not its output
+            layers += [nn.Linear(last, int(h)), nn.ReLU(inplace=True)]
             if dropout:
                 layers.append(nn.Dropout(dropout))
             last = int(h)

@@ -199,9 +199,9 @@ def select_dijets(
             *(flat[f].take(first).astype(np.float64) for f in ("pt", "eta", "phi", "mass")),
             *(flat[f].take(first + 1).astype(np.float64) for f in ("pt", "eta", "phi", "mass")),
         )
-        keep = mjj >= config.mjj_min
-        mask[np.flatnonzero(mask)[~keep]] = False
-        first = first[keep]
+        above = mjj >= config.mjj_min
+        mask[np.flatnonzero(mask)[~above]] = False
+        first = first[above]
         cutflow["mjj_min"] = (int(np.count_nonzero(mask)), float(weights[mask].sum()))
     return DijetSelection(
         mask=mask,

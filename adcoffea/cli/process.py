@@ -57,9 +57,11 @@ def main(args: argparse.Namespace) -> int:
     """Process the fileset; write histograms and ``cutflow.json``; 3 if events were lost."""
     from adcoffea.config import RegionConfig, SelectionConfig, load_config
     from adcoffea.execution import run_processor
+    from adcoffea.execution.allocator import tune_allocator
     from adcoffea.processing import make_processor, write_processed
     from adcoffea.processors import PROCESSORS
 
+    tune_allocator()  # this process is the command's: chunk memory is reused, not refaulted
     bundles = _bundle_args(args.bundle)
     if args.config is not None:
         cfg = load_config(args.config)

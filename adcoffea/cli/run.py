@@ -27,8 +27,10 @@ def main(args: argparse.Namespace) -> int:
     """Run the analysis of ``args.config``."""
     from adcoffea.config import load_config
     from adcoffea.datasets import scale_events
+    from adcoffea.execution.allocator import tune_allocator
     from adcoffea.pipeline import run
 
+    tune_allocator()  # this process is the command's: chunk memory is reused, not refaulted
     cfg = load_config(args.config)
     if args.events_scale is not None:
         cfg = scale_events(cfg, args.events_scale)

@@ -60,6 +60,7 @@ from adcoffea.execution.accounting import (
     exception_chain,
     is_read_error,
 )
+from adcoffea.execution.allocator import tune_allocator
 from adcoffea.execution.checkpoint import (
     AtomicCheckpointer,
     make_checkpointer,
@@ -115,8 +116,15 @@ def worker_pool_factory():
     import loky
 
     return functools.partial(
-        loky.ProcessPoolExecutor, initializer=watch_parent, initargs=(os.getpid(),)
+        loky.ProcessPoolExecutor, initializer=init_worker, initargs=(os.getpid(),)
     )
+
+
+def init_worker(parent_pid: int) -> None:
+    """Initializer of the futures executor's workers: the allocator tuned for chunk after
+    chunk (:mod:`adcoffea.execution.allocator`), and a watchdog on the parent."""
+    tune_allocator()
+    watch_parent(parent_pid)
 
 
 def watch_parent(parent_pid: int, interval: float = 0.5) -> None:

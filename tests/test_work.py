@@ -254,3 +254,26 @@ def test_a_narrowed_real_nanoaod_v15_tree_gives_the_same_jets(nanoaod_dir):
         assert ak.all(narrow.event == whole.event)
     finally:
         work.close_files()
+
+
+def test_the_tree_metadata_memo_is_bounded_and_answers_as_the_tree(files):
+    handle = work.open_tree(files[0], "Events", fileuuid=_uuid(files[0]), options={})
+    try:
+        tree = handle["Events"]
+        assert tree._adcoffea_memo
+        cls = type(tree)
+        assert tree.typenames() == cls.typenames(tree)
+        keep = work.BranchFilter.of(["FatJet"])
+        names = [k for k, _ in tree.iteritems(filter_branch=keep)]
+        assert names == [k for k, _ in cls.iteritems(tree, filter_branch=keep)]
+        assert names and all(work.BranchFilter.of(["FatJet"]).keeps(n) for n in names)
+        # a fresh filter object per call (hashable, never equal): stored up to the bound
+        for i in range(3 * work.MEMO_ENTRIES):
+            got = [k for k, _ in tree.iteritems(filter_branch=lambda b, i=i: b.name == "nFatJet")]
+            assert got == ["nFatJet"]
+        cache = tree.iteritems.memo
+        assert len(cache) == work.MEMO_ENTRIES
+        # unhashable arguments go straight to the tree
+        assert [k for k, _ in tree.iteritems(filter_name=["nFatJet"])] == ["nFatJet"]
+    finally:
+        work.close_files()

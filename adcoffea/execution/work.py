@@ -143,28 +143,35 @@ def collection_of(branch_name: str) -> str:
     return branch_name.split("_", 1)[0]
 
 
+#: Argument sets remembered per memoised method: coffea asks with one or two (the whole
+#: tree, the processor's filter); a caller passing fresh filter objects every time is
+#: answered the slow way once this many are kept, so the memo cannot grow without bound.
+MEMO_ENTRIES = 8
+
+
 def _memo(method: Callable[..., Any]) -> Callable[..., Any]:
     """``method`` with its results kept per arguments (generators kept as lists)."""
-    cache: dict[Any, Any] = {}
+    cache: dict[Any, tuple[bool, Any]] = {}
 
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             key = (args, tuple(sorted(kwargs.items())))
             hit = cache.get(key)
-        except TypeError:  # unhashable arguments (a lambda filter is hashable; a list not)
+        except TypeError:  # unhashable arguments (a list of names)
             return method(*args, **kwargs)
         if hit is None:
+            if len(cache) >= MEMO_ENTRIES:
+                return method(*args, **kwargs)
             out = method(*args, **kwargs)
-            hit = cache[key] = (
-                inspect.isgenerator(out),
-                list(out) if inspect.isgenerator(out) else out,
-            )
+            generator = inspect.isgenerator(out)
+            hit = cache[key] = (generator, list(out) if generator else out)
         generator, value = hit
         if generator:
             return iter(value)
         return dict(value) if isinstance(value, dict) else value
 
+    call.memo = cache  # type: ignore[attr-defined]  # what it holds (for the tests)
     return call
 
 

@@ -243,6 +243,7 @@ def main() -> None:
 
     import resource
 
+    import numpy as np
     import uproot
 
     from adcoffea.execution import run_processor
@@ -304,6 +305,14 @@ def main() -> None:
             faults[key] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
     t = {k: min(v) for k, v in times.items()}
 
+    def spread(read_keys: tuple[str, ...], key: str) -> str:
+        """The ratio of each round (read and run measured next to each other): a shared
+        machine's speed drifts between rounds, and this shows by how much."""
+        per_round = [
+            min(times[r][i] for r in read_keys) / times[key][i] for i in range(args.repeat)
+        ]
+        return f"per round: median {np.median(per_round):.2f}, {min(per_round):.2f}-{max(per_round):.2f}"
+
     n = args.events
     print(
         f"allocator: {'glibc thresholds tuned, as the adcoffea command' if tuned else 'default'}"
@@ -317,7 +326,8 @@ def main() -> None:
     )
     print(
         f"dijet processor (iterative)       : {n / t_proc:12,.0f} events/s "
-        f"(ratio to uproot read: {t_io / t_proc:.2f}; target >= 0.5)"
+        f"(ratio to uproot read: {t_io / t_proc:.2f}; target >= 0.5; "
+        f"{spread(('read', 'read_local'), 'proc')})"
     )
     if bundle:
         t_model = t["model"]
@@ -325,7 +335,8 @@ def main() -> None:
         print(
             f"dijet processor + {which:<16}: {n / t_model:12,.0f} events/s "
             f"(ratio to uproot read: {t_io / t_model:.2f}, target >= 0.4; "
-            f"to processor without model: {t_proc / t_model:.2f})"
+            f"to processor without model: {t_proc / t_model:.2f}; "
+            f"{spread(('read', 'read_local'), 'model')})"
         )
     if not args.no_constituents:
         t_cio, t_cons = min(t["read_cons"], t["read_cons_local"]), t["cons"]
@@ -336,7 +347,8 @@ def main() -> None:
         )
         print(
             f"processor + constituents          : {n / t_cons:12,.0f} events/s "
-            f"(ratio to uproot read of those branches: {t_cio / t_cons:.2f})"
+            f"(ratio to uproot read of those branches: {t_cio / t_cons:.2f}; "
+            f"{spread(('read_cons', 'read_cons_local'), 'cons')})"
         )
     wide = args.nanoaod or _default_nanoaod()
     if wide is not None and not wide.is_file():

@@ -252,8 +252,17 @@ def _assert_vanished_accounted(res, clean, gone: Path) -> None:
     assert res.output["hists"]["mjj"] == clean.output["hists"]["mjj"]
 
 
+@pytest.fixture
+def no_hand_over(monkeypatch):
+    """The iterative executor's chunks open their files afresh, as every other executor's:
+    a file the pre-flight left open stays readable after it is deleted (the next test)."""
+    from adcoffea.execution import work
+
+    monkeypatch.setattr(work, "MAX_OFFERED", 0)
+
+
 @pytest.mark.parametrize("executor", ["iterative", "futures"])
-def test_file_deleted_while_the_run_goes_on_is_accounted(cases, vanishing, executor):
+def test_file_deleted_while_the_run_goes_on_is_accounted(cases, vanishing, executor, no_hand_over):
     """Before: an 80-110 line traceback, exit 1 and no outputs."""
     import cloudpickle
 
@@ -290,12 +299,31 @@ def delete_after_preflight(monkeypatch):
     return victims
 
 
-def test_file_vanishing_after_preflight_is_accounted(cases, vanishing, delete_after_preflight):
+def test_file_vanishing_after_preflight_is_accounted(
+    cases, vanishing, delete_after_preflight, no_hand_over
+):
     """(futures: the test above and the strict one below; dask: tests/test_dask.py)"""
     clean = _run([cases["ok"]])
     delete_after_preflight.append(vanishing)
     res = _run([cases["ok"], vanishing])
     _assert_vanished_accounted(res, clean, vanishing)
+
+
+def test_a_file_the_preflight_left_open_is_read_whole_after_deletion(
+    cases, vanishing, delete_after_preflight
+):
+    """The iterative executor takes over the pre-flight's open files: a file deleted after
+    the check is still read from that handle (its inode lives while open), every event."""
+    from adcoffea.execution import work
+
+    clean = _run([cases["ok"], vanishing])
+    delete_after_preflight.append(vanishing)
+    res = _run([cases["ok"], vanishing])
+    assert not vanishing.exists()
+    r = res.report
+    assert (r.events_total, r.events_processed, r.events_failed) == (2 * N_PER_FILE,) * 2 + (0,)
+    assert res.output["cutflow"] == clean.output["cutflow"]
+    assert work._offered == {}
 
 
 def test_file_vanishing_strict_names_it(cases, vanishing, delete_after_preflight):
@@ -605,10 +633,10 @@ def test_unreachable_host_times_out_with_a_named_error(cases, tmp_path, monkeypa
     shutil.copy(cases["ok"], hanging)
     real = pf._open_metadata
 
-    def open_metadata(path, tree, timeout):
+    def open_metadata(path, tree, timeout, **kwargs):
         if path == str(hanging):
             time.sleep(30)  # an XRootD client retrying a silent host
-        return real(path, tree, timeout)
+        return real(path, tree, timeout, **kwargs)
 
     monkeypatch.setattr(pf, "_open_metadata", open_metadata)
     t0 = time.monotonic()

@@ -53,8 +53,10 @@ def test_chunks_of_a_file_share_one_open_and_match_coffea(files, monkeypatch):
     res = run_processor({"qcd": files}, proc, executor="iterative", chunksize=CHUNK)
     n_chunks = res.report.chunks_processed
     assert n_chunks >= 6
-    # the pre-flight opens each file once; the chunks open each file once more
-    assert sorted(opened) == sorted(files * 2), opened
+    # the pre-flight opens each file once, and the chunks (in this process, the iterative
+    # executor) take those handles over
+    assert sorted(opened) == sorted(files), opened
+    assert work._offered == {}
     assert res.output["cutflow"] == ref.output["cutflow"]
     for name, h in ref.output["hists"].items():
         np.testing.assert_array_equal(
@@ -277,3 +279,29 @@ def test_the_tree_metadata_memo_is_bounded_and_answers_as_the_tree(files):
         assert [k for k, _ in tree.iteritems(filter_name=["nFatJet"])] == ["nFatJet"]
     finally:
         work.close_files()
+
+
+def test_at_most_max_offered_files_are_left_open_by_the_preflight(files, monkeypatch):
+    monkeypatch.setattr(work, "MAX_OFFERED", 1)
+    opened = _count_opens(monkeypatch)
+    res = run_processor({"qcd": files}, DijetProcessor(), executor="iterative", chunksize=CHUNK)
+    assert res.report.events_processed == res.report.events_total
+    # two pre-flight opens; one handle taken over, the other file opened again by its chunk
+    assert len(opened) == len(files) + 1
+    assert work._offered == {}
+
+
+def test_only_the_iterative_executor_takes_the_preflights_files(files, monkeypatch):
+    offers: list[str] = []
+    real = work.offer
+
+    def spy(path, *args, **kwargs):
+        offers.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(work, "offer", spy)
+    run_processor({"qcd": files}, DijetProcessor(), executor="futures", workers=1, chunksize=CHUNK)
+    assert offers == []
+    run_processor({"qcd": files}, DijetProcessor(), executor="iterative", chunksize=CHUNK)
+    assert sorted(offers) == sorted(files)
+    assert work._offered == {}

@@ -82,7 +82,7 @@ from adcoffea.execution.preflight import (
     PreflightResult,
     required_branches,
 )
-from adcoffea.execution.work import BranchFilter, close_files
+from adcoffea.execution.work import BranchFilter, close_files, withdraw_offers
 from adcoffea.outputs import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -246,20 +246,32 @@ def run_processor(
     check_models = getattr(processor_instance, "check_models", None)
     if callable(check_models):
         check_models()
-    pre = _preflight.check_fileset(
-        fs, required=required_branches(processor_instance), strict=strict, timeout=timeout
-    )
-    entries, failures = pre.entries, list(pre.failures)
-    if not pre.good and failures:
-        raise InputFileError(
-            failures[0].path, "no readable input file: " + "; ".join(str(f) for f in failures)
+    try:
+        # the iterative executor's chunks run in this process: they take over the files the
+        # pre-flight opened (a file's metadata read once, not twice)
+        pre = _preflight.check_fileset(
+            fs,
+            required=required_branches(processor_instance),
+            strict=strict,
+            timeout=timeout,
+            offer=executor == "iterative",
         )
+        entries, failures = pre.entries, list(pre.failures)
+        if not pre.good and failures:
+            raise InputFileError(
+                failures[0].path, "no readable input file: " + "; ".join(str(f) for f in failures)
+            )
 
-    wrapped = AccountingProcessor(processor_instance, strict=strict)
-    checkpointer = make_checkpointer(checkpoint_dir, processor_instance) if checkpoint_dir else None
-    if checkpointer is not None and not resume and checkpointer.root.exists():
-        shutil.rmtree(checkpointer.root)
-    items = work_items(pre, chunksize)
+        wrapped = AccountingProcessor(processor_instance, strict=strict)
+        checkpointer = (
+            make_checkpointer(checkpoint_dir, processor_instance) if checkpoint_dir else None
+        )
+        if checkpointer is not None and not resume and checkpointer.root.exists():
+            shutil.rmtree(checkpointer.root)
+        items = work_items(pre, chunksize)
+    except BaseException:
+        withdraw_offers()  # files the pre-flight left open for chunks that will not run
+        raise
     start = time.perf_counter()
     own_client = None
     settings = DaskSettings(scheduler=scheduler, workers=workers)
@@ -306,6 +318,7 @@ def run_processor(
                 sys.stderr.write(held.getvalue())
     finally:
         close_files()  # the inputs the iterative executor kept open in this process
+        withdraw_offers()  # and those the pre-flight left open that no chunk took
         if executor == "dask" and client is not None and settings._cluster is None:
             # the workers of a cluster we do not own outlive the run: close the inputs
             # their task threads keep open (best effort: a lost worker has none left)

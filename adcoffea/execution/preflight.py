@@ -161,13 +161,29 @@ class FileInfo:
         return self.size is not None and self.end is not None and self.size < self.end
 
 
-def _open_metadata(path: str, tree: str, timeout: float) -> tuple[int, set[str], bytes, int, int]:
-    """(entries, branch names, UUID, size, fEND) of ``path``; raises on any failure."""
+def _open_metadata(
+    path: str, tree: str, timeout: float, *, offer: bool = False
+) -> tuple[int, set[str], bytes, int, int]:
+    """(entries, branch names, UUID, size, fEND) of ``path``; raises on any failure.
+
+    ``offer``: leave a local file open for the run's first chunk of it (:func:`work.offer
+    <adcoffea.execution.work.offer>`; the iterative executor, in this process), opened as
+    the chunk would open it, so that its metadata is read once.
+    """
     import uproot
 
+    from adcoffea.execution import work
+
     # the XRootD client takes whole seconds only (a float is a TypeError)
-    options: dict[str, Any] = {"timeout": max(1, math.ceil(timeout))} if is_remote(path) else {}
-    with uproot.open(path, **options) as f:
+    seconds = max(1, math.ceil(timeout))
+    offer = offer and not is_remote(path)
+    if offer:  # the options of the chunk's open (chunk_work): the key of the hand-over
+        options = work.open_options(path, {"timeout": seconds})
+    else:
+        options = {"timeout": seconds} if is_remote(path) else {}
+    f = uproot.open({path: None} if offer else path, **options)
+    kept = False
+    try:
         if tree not in f:
             raise KeyError(f"no tree {tree!r} in file")
         t = f[tree]
@@ -175,15 +191,32 @@ def _open_metadata(path: str, tree: str, timeout: float) -> tuple[int, set[str],
         keys = set(t.keys())
         source = f.file.source
         size = int(source.num_bytes) if getattr(source, "num_bytes", None) is not None else -1
-        return n, keys, bytes(f.file.fUUID), size, int(f.file.fEND)
+        uuid = bytes(f.file.fUUID)
+        if offer:
+            kept = work.offer(path, tree, fileuuid=uuid, options={"timeout": seconds}, handle=f)
+        return n, keys, uuid, size, int(f.file.fEND)
+    finally:
+        if not kept:
+            f.close()
 
 
-def check_file(path: str, tree: str, required: Sequence[Requirement], timeout: float) -> FileInfo:
-    """Open ``path`` (metadata only) and check it; never raises for a bad file."""
+def check_file(
+    path: str,
+    tree: str,
+    required: Sequence[Requirement],
+    timeout: float,
+    *,
+    offer: bool = False,
+) -> FileInfo:
+    """Open ``path`` (metadata only) and check it; never raises for a bad file.
+
+    ``offer``: leave the file open for this process's first chunk of it (see
+    :func:`_open_metadata`).
+    """
     if not is_remote(path) and not os.path.exists(resolved_path(path)):
         return FileInfo(reason="file does not exist")
     try:
-        n, keys, uuid, size, end = _open_metadata(path, tree, timeout)
+        n, keys, uuid, size, end = _open_metadata(path, tree, timeout, offer=offer)
     except KeyError as err:
         if str(err).strip("'\"").startswith("no tree"):
             return FileInfo(reason=str(err).strip("'\""))
@@ -285,8 +318,12 @@ def check_fileset(
     required: Iterable[Requirement],
     strict: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
+    offer: bool = False,
 ) -> PreflightResult:
     """Open every file (metadata only) and check its tree and required branches.
+
+    ``offer``: leave a few files open for this process's chunks to take over (the
+    iterative executor; ``run_processor`` closes what is left at the end of the run).
 
     Raises:
         InputFileError: ``root://`` files without an XRootD client; in strict mode, the
@@ -308,7 +345,7 @@ def check_fileset(
     check_remote_support(p for _, p, _ in todo)
 
     def check(item: tuple[str, str, str]) -> FileInfo:
-        return check_file(item[1], item[2], required, timeout)
+        return check_file(item[1], item[2], required, timeout, offer=offer)
 
     def too_slow(item: tuple[str, str, str]) -> FileInfo:
         host = urlsplit(item[1]).netloc

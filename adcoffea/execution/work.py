@@ -190,6 +190,48 @@ def memoise_tree_metadata(tree: Any) -> None:
     tree._adcoffea_memo = True
 
 
+def _key(path: str, treename: str, fileuuid: bytes, options: dict[str, Any]) -> tuple:
+    return (path, treename, bytes(fileuuid), tuple(sorted(options.items(), key=lambda kv: kv[0])))
+
+
+#: Files the pre-flight opened and left open for a chunk of this process to take over
+#: (:func:`offer`): with the iterative executor a file's metadata is then read once per
+#: run, not twice. At most this many, so that a large fileset does not hold a descriptor
+#: per file.
+MAX_OFFERED = 4
+_offered: OrderedDict[tuple, Any] = OrderedDict()
+_offered_lock = threading.Lock()
+
+
+def offer(
+    path: str, treename: str, *, fileuuid: bytes, options: dict[str, Any], handle: Any
+) -> bool:
+    """Leave ``handle`` (opened with :func:`open_options` of ``options``) for the first
+    :func:`open_tree` of the same file, tree, UUID and options, in any thread.
+
+    Returns:
+        Whether it was taken (False: :data:`MAX_OFFERED` are waiting, or no UUID is known;
+        the caller closes it).
+    """
+    if not fileuuid:
+        return False
+    key = _key(path, treename, fileuuid, options)
+    with _offered_lock:
+        if key in _offered or len(_offered) >= MAX_OFFERED:
+            return False
+        _offered[key] = handle
+    return True
+
+
+def withdraw_offers() -> None:
+    """Close the offered files no chunk took (the end of a run)."""
+    with _offered_lock:
+        handles = list(_offered.values())
+        _offered.clear()
+    for handle in handles:
+        handle.close()
+
+
 def open_tree(path: str, treename: str, *, fileuuid: bytes, options: dict[str, Any]) -> Any:
     """The opened ``uproot.ReadOnlyDirectory`` of ``path``, reused across chunks.
 
@@ -206,14 +248,17 @@ def open_tree(path: str, treename: str, *, fileuuid: bytes, options: dict[str, A
     """
     import uproot
 
-    key = (path, treename, bytes(fileuuid), tuple(sorted(options.items(), key=lambda kv: kv[0])))
+    key = _key(path, treename, fileuuid, options)
     files = _open_files()
     if fileuuid and key in files:
         if not files[key].closed:
             files.move_to_end(key)
             return files[key]
         del files[key]  # closed by close_files(every_thread=True) meanwhile
-    handle = uproot.open({path: None}, **open_options(path, options))
+    with _offered_lock:
+        handle = _offered.pop(key, None)
+    if handle is None or handle.closed:
+        handle = uproot.open({path: None}, **open_options(path, options))
     if not fileuuid:
         return handle
     files[key] = handle

@@ -21,7 +21,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,22 +153,32 @@ def run(
         fileset = resolve_fileset(cfg)
         data_names = data_datasets(cfg, fileset)
 
-    models = cfg.all_models
-    bundles = {cfg.model_label(m): str(m.bundle) for m in models if m.bundle is not None}
-    training = None
-    if any(m.bundle is None for m in models):
-        with timer.stage("train"):
-            from adcoffea.learn import train_models
+    # the training and the processing runs share one pool of futures workers: they start
+    # once per pipeline, not once per run
+    with ExitStack() as stack:
+        if (executor or cfg.executor.name) == "futures":
+            from adcoffea.execution import futures_pool
 
-            training = train_models(cfg, fileset, data_names, out_dir=out_dir, process_opts=opts)
-            bundles.update({label: str(t.bundle) for label, t in training.items()})
-    bundles = {cfg.model_label(m): bundles[cfg.model_label(m)] for m in models}
+            opts["pool"] = stack.enter_context(futures_pool(workers or cfg.executor.workers))
+        models = cfg.all_models
+        bundles = {cfg.model_label(m): str(m.bundle) for m in models if m.bundle is not None}
+        training = None
+        if any(m.bundle is None for m in models):
+            with timer.stage("train"):
+                from adcoffea.learn import train_models
 
-    with timer.stage("process"):
-        proc = make_processor(
-            cfg, bundles=bundles, collect_columns=bool(models) or cfg.hunt is not None
-        )
-        run_out = run_configured(cfg, fileset, proc, **opts)
+                training = train_models(
+                    cfg, fileset, data_names, out_dir=out_dir, process_opts=opts
+                )
+                bundles.update({label: str(t.bundle) for label, t in training.items()})
+        bundles = {cfg.model_label(m): bundles[cfg.model_label(m)] for m in models}
+
+        with timer.stage("process"):
+            proc = make_processor(
+                cfg, bundles=bundles, collect_columns=bool(models) or cfg.hunt is not None
+            )
+            run_out = run_configured(cfg, fileset, proc, **opts)
+    opts.pop("pool", None)
     hists = run_out.output.get("hists", {})
     processing = ProcessingResult(
         cutflow=run_out.output.get("cutflow", {}),

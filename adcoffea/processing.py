@@ -115,8 +115,13 @@ def run_configured(
     resume: bool | None = None,
     retries: int | None = None,
     checkpoint_dir: Path | None = None,
+    pool: Any = None,
 ) -> RunOutput:
-    """Run ``processor_instance`` with ``cfg.executor``'s settings; arguments override them."""
+    """Run ``processor_instance`` with ``cfg.executor``'s settings; arguments override them.
+
+    ``pool``: a running pool of futures workers shared by several runs (see
+    :func:`adcoffea.execution.futures_pool`); used when the executor is ``futures``.
+    """
     from adcoffea.execution import run_processor
 
     ex = cfg.executor
@@ -132,6 +137,7 @@ def run_configured(
         # chunks are always checkpointed, so that any interrupted run can be resumed
         checkpoint_dir=checkpoint_dir,
         resume=ex.resume if resume is None else resume,
+        pool=pool,
     )
 
 

@@ -74,6 +74,42 @@ def test_futures_equals_iterative(fileset, iterative_run):
     assert_same_hists(fut.output["hists"], iterative_run.output["hists"])
 
 
+@dataclass
+class _Pids(DijetProcessor):
+    """The dijet processor, also recording which worker process ran each chunk."""
+
+    def process(self, events):
+        out = super().process(events)
+        out["pids"] = {os.getpid()}
+        return out
+
+
+def test_a_shared_futures_pool_serves_several_runs(fileset, iterative_run):
+    import sys
+
+    import cloudpickle
+
+    from adcoffea.execution import futures_pool
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with futures_pool(2) as pool:
+        runs = [
+            run_processor(
+                fileset, _Pids(), executor="futures", chunksize=CHUNK, status=False, pool=pool
+            )
+            for _ in range(2)
+        ]
+        assert pool.submit(sum, [1, 2]).result() == 3  # not shut down by the runs
+    # the same worker processes ran both (started once), and the results are the same
+    assert runs[0].output["pids"] == runs[1].output["pids"]
+    assert os.getpid() not in runs[0].output["pids"]
+    for r in runs:
+        assert r.output["cutflow"] == iterative_run.output["cutflow"]
+        assert_same_hists(r.output["hists"], iterative_run.output["hists"])
+    with pytest.raises(RuntimeError):
+        pool.submit(sum, [1])
+
+
 def test_chunksize_does_not_change_results(fileset, iterative_run):
     other = run_processor(
         fileset, DijetProcessor(), executor="iterative", chunksize=1100, status=False

@@ -39,7 +39,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +91,27 @@ EXECUTORS = ("iterative", "futures", "dask")
 
 
 def make_executor(
-    name: str, *, workers: int = 2, retries: int = 3, status: bool = True, client: Any = None
+    name: str,
+    *,
+    workers: int = 2,
+    retries: int = 3,
+    status: bool = True,
+    client: Any = None,
+    pool: Any = None,
 ):
-    """The coffea executor called ``name`` (``iterative``, ``futures`` or ``dask``)."""
+    """The coffea executor called ``name`` (``iterative``, ``futures`` or ``dask``).
+
+    ``pool``: a running pool of futures workers (:func:`futures_pool`) to use instead of
+    starting one for this run.
+    """
     if name == "iterative":
         return processor.IterativeExecutor(status=status, retries=retries)
     if name == "futures":
         return processor.FuturesExecutor(
-            status=status, workers=workers, retries=retries, pool=worker_pool_factory()
+            status=status,
+            workers=workers,
+            retries=retries,
+            pool=worker_pool_factory() if pool is None else pool,
         )
     if name == "dask":
         return processor.DaskExecutor(client=client, status=status, retries=retries)
@@ -118,6 +131,29 @@ def worker_pool_factory():
     return functools.partial(
         loky.ProcessPoolExecutor, initializer=init_worker, initargs=(os.getpid(),)
     )
+
+
+@contextlib.contextmanager
+def futures_pool(workers: int) -> Iterator[Any]:
+    """One pool of futures workers for several runs (a pipeline's training and processing
+    runs): its workers start once (1.3-1.6 s each time here: ``executor_overheads.py``).
+
+    The workers start with the first task. On leaving the block normally the pool waits for
+    its workers to finish; on an error it kills them, so that no task of a failed run goes
+    on in the background.
+
+    Example:
+        >>> with futures_pool(1) as pool:
+        ...     pool.submit(sum, [1, 2]).result()
+        3
+    """
+    pool = worker_pool_factory()(max_workers=workers)
+    ok = False
+    try:
+        yield pool
+        ok = True
+    finally:
+        pool.shutdown(wait=ok, kill_workers=not ok)
 
 
 def init_worker(parent_pid: int) -> None:
@@ -201,6 +237,7 @@ def run_processor(
     status: bool = True,
     client: Any = None,
     timeout: float = DEFAULT_TIMEOUT,
+    pool: Any = None,
 ) -> RunOutput:
     """Run ``processor_instance`` over ``fileset`` and account for every event.
 
@@ -222,6 +259,8 @@ def run_processor(
             removed then; a run with failed chunks keeps them so a rerun redoes only those).
         status: show progress bars.
         client: an existing ``distributed.Client`` (overrides ``scheduler``).
+        pool: for ``futures``, a running pool of workers (:func:`futures_pool`) instead of
+            one started for this run (and shut down after it).
         timeout: seconds a file may take to open (pre-flight and each chunk) before it
             counts as failed (an unreachable XRootD host).
 
@@ -282,7 +321,12 @@ def run_processor(
                 client = own_client = dask_client(settings)
             runner = AccountingRunner(
                 executor=make_executor(
-                    executor, workers=workers, retries=retries, status=status, client=client
+                    executor,
+                    workers=workers,
+                    retries=retries,
+                    status=status,
+                    client=client,
+                    pool=pool,
                 ),
                 chunksize=chunksize,
                 schema=NanoAODSchema,

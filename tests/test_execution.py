@@ -110,6 +110,37 @@ def test_a_shared_futures_pool_serves_several_runs(fileset, iterative_run):
         pool.submit(sum, [1])
 
 
+def test_collected_columns_come_in_the_same_order_on_every_executor(fileset):
+    """Chunks finish in any order on the futures executor; the columns (the training and
+    hunt inputs, whose row order seeded splits depend on) come back in the iterative order,
+    without the ordering column."""
+    from adcoffea.execution.accounting import ORDER_COLUMN
+
+    proc = DijetProcessor(collect_columns=True)
+    ref = run_processor(fileset, proc, executor="iterative", chunksize=CHUNK, status=False)
+    fut = run_processor(fileset, proc, executor="futures", workers=2, chunksize=CHUNK, status=False)
+    for ds, cols in ref.output["columns"].items():
+        assert ORDER_COLUMN not in fut.output["columns"][ds]
+        assert cols.keys() == fut.output["columns"][ds].keys()
+        for name, acc in cols.items():
+            np.testing.assert_array_equal(fut.output["columns"][ds][name].value, acc.value)
+
+
+def test_canonical_column_order_sorts_chunks_and_keeps_rows_within_a_chunk():
+    from coffea.processor import column_accumulator
+
+    from adcoffea.execution.accounting import ORDER_COLUMN, canonical_column_order
+
+    # three chunks merged in the order (file 1, start 0), (file 0, start 50), (file 0, 0)
+    keys = [(1 << 40) | 0] * 2 + [50] * 3 + [0] * 2
+    rows = np.array([10, 11, 5, 6, 7, 0, 1])
+    out = {"columns": {"qcd": {"x": column_accumulator(rows)}}}
+    out["columns"]["qcd"][ORDER_COLUMN] = column_accumulator(np.array(keys, dtype=np.int64))
+    canonical_column_order(out)
+    assert out["columns"]["qcd"].keys() == {"x"}
+    np.testing.assert_array_equal(out["columns"]["qcd"]["x"].value, [0, 1, 5, 6, 7, 10, 11])
+
+
 def test_chunksize_does_not_change_results(fileset, iterative_run):
     other = run_processor(
         fileset, DijetProcessor(), executor="iterative", chunksize=1100, status=False

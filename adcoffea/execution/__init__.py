@@ -57,6 +57,7 @@ from adcoffea.execution.accounting import (
     RunOutput,
     RunReport,
     _check_coverage,
+    canonical_column_order,
     exception_chain,
     is_read_error,
 )
@@ -301,7 +302,9 @@ def run_processor(
                 failures[0].path, "no readable input file: " + "; ".join(str(f) for f in failures)
             )
 
-        wrapped = AccountingProcessor(processor_instance, strict=strict)
+        # the files in the run's order: the collected columns are put in it at the end
+        file_order = {(ds, path): i for i, (ds, path) in enumerate(entries)}
+        wrapped = AccountingProcessor(processor_instance, strict=strict, file_order=file_order)
         checkpointer = (
             make_checkpointer(checkpoint_dir, processor_instance) if checkpoint_dir else None
         )
@@ -374,6 +377,7 @@ def run_processor(
                 settings._cluster.close()
     wall = time.perf_counter() - start
 
+    canonical_column_order(output)
     done = output.pop("_chunks", {})
     bad_chunks = output.pop("_failed_chunks", {})
     resumed = output.pop("_resumed", {})

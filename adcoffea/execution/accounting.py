@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 from coffea import processor
 
 from adcoffea.errors import AdcoffeaError, ChunkReadError, InputFileError, InternalError
@@ -223,17 +224,35 @@ def _reason(err: BaseException) -> str:
     return " ".join(text.split())[:300]
 
 
+#: The per-row column that puts the collected columns in a canonical order (see
+#: :func:`canonical_column_order`); removed before the output is returned.
+ORDER_COLUMN = "_chunk_order"
+#: entries of one file below 2**40: the order key is ``file index << 40 | entry start``
+_ENTRY_BITS = 40
+
+
 class AccountingProcessor(processor.ProcessorABC):
     """Wraps a processor: records processed and failed chunks in the output.
 
     Every chunk adds ``_chunks[(dataset, path, start, stop)] = stop - start`` (processed) or
     ``_failed_chunks[(dataset, path, start, stop)] = reason`` (read error). In strict mode a
     read error raises :class:`ChunkReadError` instead, which stops the run.
+
+    With ``file_order`` ((dataset, path) -> index in the run), every row of the processor's
+    ``columns`` gets its chunk's place in the run (:data:`ORDER_COLUMN`), so that the merged
+    columns can be put in the same order whatever order the chunks finished in.
     """
 
-    def __init__(self, inner: Any, *, strict: bool = False) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        *,
+        strict: bool = False,
+        file_order: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
         self.inner = inner
         self.strict = strict
+        self.file_order = dict(file_order or {})
 
     @property
     def selection(self):
@@ -258,10 +277,48 @@ class AccountingProcessor(processor.ProcessorABC):
                 raise ChunkReadError(chunk[1], where + _reason(err)) from None
             return {"_failed_chunks": {chunk: _reason(err)}}
         out["_chunks"] = {chunk: chunk[3] - chunk[2]}
+        self._mark_order(out, chunk)
         return out
+
+    def _mark_order(self, out: dict, chunk: tuple[str, str, int, int]) -> None:
+        columns = out.get("columns")
+        index = self.file_order.get((chunk[0], chunk[1]))
+        if index is None or not isinstance(columns, dict):
+            return
+        key = (index << _ENTRY_BITS) | chunk[2]
+        for cols in columns.values():
+            if isinstance(cols, dict) and cols and ORDER_COLUMN not in cols:
+                n = len(next(iter(cols.values())).value)
+                cols[ORDER_COLUMN] = processor.column_accumulator(np.full(n, key, dtype=np.int64))
 
     def postprocess(self, accumulator):
         return self.inner.postprocess(accumulator)
+
+
+def canonical_column_order(output: dict[str, Any]) -> None:
+    """Put the merged ``columns`` of every dataset in the run's order, in place.
+
+    The futures and dask executors merge chunk outputs in the order the chunks finish, so
+    the rows of the collected columns (training inputs, the hunt's events) came in another
+    order in every run, and whatever depends on row order (a seeded validation split, the
+    tie-breaking shuffle of equal scores) gave other results: two runs of the LHCO config on
+    the same files chose different hunt windows. Each chunk's rows stay together and in
+    their order; the chunks are sorted by (file index in the run, entry start), the order
+    of the iterative executor. Columns without :data:`ORDER_COLUMN` on every row
+    (checkpoints of an older version) are left in merge order.
+    """
+    for cols in (output.get("columns") or {}).values():
+        if not isinstance(cols, dict) or ORDER_COLUMN not in cols:
+            continue
+        key = cols.pop(ORDER_COLUMN).value
+        lengths = {len(c.value) for c in cols.values()}
+        if lengths != {len(key)} or len(key) < 2:
+            continue
+        order = np.argsort(key, kind="stable")
+        if np.all(order[1:] > order[:-1]):
+            continue  # already in order (the iterative executor)
+        for name in list(cols):
+            cols[name] = processor.column_accumulator(cols[name].value[order])
 
 
 def _check_coverage(

@@ -152,7 +152,8 @@ def events_construction(path: Path, repeat: int = 10) -> None:
     import uproot
     from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-    from adcoffea.execution.work import BranchFilter, close_files, open_tree
+    from adcoffea.execution.nanoevents import BranchFilter
+    from adcoffea.execution.work import close_files, open_tree
     from adcoffea.processors import DijetProcessor
 
     with uproot.open(path) as f:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from coffea import processor
 
-from adcoffea.execution import run_processor, work
+from adcoffea.execution import nanoevents, run_processor, work
 from adcoffea.processors import DijetProcessor
 
 CHUNK = 300
@@ -238,7 +238,7 @@ def test_a_narrowed_real_nanoaod_v15_tree_gives_the_same_jets(nanoaod_dir):
     from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
     path = str(nanoaod_dir / "nano_tt_v15.root")
-    keep = work.BranchFilter.of(DijetProcessor(collect_columns=True).collections())
+    keep = nanoevents.BranchFilter.of(DijetProcessor(collect_columns=True).collections())
     handle = work.open_tree(path, "Events", fileuuid=_uuid(path), options={})
     try:
 
@@ -265,16 +265,16 @@ def test_the_tree_metadata_memo_is_bounded_and_answers_as_the_tree(files):
         assert tree._adcoffea_memo
         cls = type(tree)
         assert tree.typenames() == cls.typenames(tree)
-        keep = work.BranchFilter.of(["FatJet"])
+        keep = nanoevents.BranchFilter.of(["FatJet"])
         names = [k for k, _ in tree.iteritems(filter_branch=keep)]
         assert names == [k for k, _ in cls.iteritems(tree, filter_branch=keep)]
-        assert names and all(work.BranchFilter.of(["FatJet"]).keeps(n) for n in names)
+        assert names and all(nanoevents.BranchFilter.of(["FatJet"]).keeps(n) for n in names)
         # a fresh filter object per call (hashable, never equal): stored up to the bound
-        for i in range(3 * work.MEMO_ENTRIES):
+        for i in range(3 * nanoevents.MEMO_ENTRIES):
             got = [k for k, _ in tree.iteritems(filter_branch=lambda b, i=i: b.name == "nFatJet")]
             assert got == ["nFatJet"]
         cache = tree.iteritems.memo
-        assert len(cache) == work.MEMO_ENTRIES
+        assert len(cache) == nanoevents.MEMO_ENTRIES
         # unhashable arguments go straight to the tree
         assert [k for k, _ in tree.iteritems(filter_name=["nFatJet"])] == ["nFatJet"]
     finally:

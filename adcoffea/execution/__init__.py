@@ -75,6 +75,7 @@ from adcoffea.execution.dask import (
     local_worker_config,
 )
 from adcoffea.execution.filesets import normalise_fileset
+from adcoffea.execution.nanoevents import BranchFilter
 from adcoffea.execution.preflight import (
     BASE_BRANCHES,
     DEFAULT_TIMEOUT,
@@ -83,7 +84,7 @@ from adcoffea.execution.preflight import (
     PreflightResult,
     required_branches,
 )
-from adcoffea.execution.work import BranchFilter, close_files, withdraw_offers
+from adcoffea.execution.work import close_files, withdraw_offers
 from adcoffea.outputs import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)

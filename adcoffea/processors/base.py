@@ -52,8 +52,8 @@ from adcoffea.config import (
     SystematicsConfig,
 )
 from adcoffea.errors import InputFileError, ModelBundleError
+from adcoffea.execution.nanoevents import collection_of
 from adcoffea.execution.preflight import BASE_BRANCHES, JET_FIELDS, BranchChoice, Requirement
-from adcoffea.execution.work import collection_of
 from adcoffea.features import HIGH_LEVEL_FEATURES, ModelInputs, high_level_features
 from adcoffea.processors.selections import DijetSelection, event_weights, select_dijets
 from adcoffea.systematics import jet_factors, variation_names, variations_key, vary_events

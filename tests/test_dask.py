@@ -61,23 +61,12 @@ def test_local_workers_get_the_allocator_setting(client):
     assert all(env == WORKER_ENVIRON for env in envs.values())
     # and glibc took them: freed chunk temporaries are reused, not faulted in again (dask's
     # own trim threshold gave ~50,000 faults for these 80 arrays of 8 MB)
-    faults = client.run(_faults_of_freed_arrays)
+    import cloudpickle
+    import test_allocator
+
+    cloudpickle.register_pickle_by_value(test_allocator)
+    faults = client.run(test_allocator.freed_array_faults)
     assert all(n < 2000 for n in faults.values()), faults
-
-
-def _faults_of_freed_arrays() -> int:
-    import resource
-
-    def chunk():
-        for _ in range(4):
-            a = np.ones(1_000_000)
-            a += 1.0
-
-    chunk()
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(20):
-        chunk()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -305,3 +306,41 @@ def test_only_the_iterative_executor_takes_the_preflights_files(files, monkeypat
     run_processor({"qcd": files}, DijetProcessor(), executor="iterative", chunksize=CHUNK)
     assert sorted(offers) == sorted(files)
     assert work._offered == {}
+
+
+class _ReadsMuons(DijetProcessor):
+    """Reads a collection it does not name (a user's subclass)."""
+
+    def process(self, events):
+        out = super().process(events)
+        out["n_muons"] = int(ak_num_sum(events.Muon.pt))
+        return out
+
+
+def ak_num_sum(x) -> int:
+    import awkward as ak
+
+    return int(ak.sum(ak.num(x, axis=1)))
+
+
+@pytest.mark.parametrize("executor", ["iterative", "futures"])
+def test_reading_an_undeclared_collection_is_one_message_naming_the_fix(nanoaod_dir, executor):
+    """The v15 file has Muon branches; the events hold only the processor's collections."""
+    import cloudpickle
+
+    from adcoffea.errors import InputFileError
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    path = str(nanoaod_dir / "nano_tt_v15.root")
+    with pytest.raises(InputFileError) as info:
+        run_processor({"tt": [path]}, _ReadsMuons(), executor=executor, workers=1, status=False)
+    assert info.value.path == path
+    assert "'Muon'" in info.value.reason and "collections()" in info.value.reason
+    assert "FatJet" in info.value.reason  # what the events do hold
+
+    class Declares(_ReadsMuons):
+        def collections(self):
+            return super().collections() | {"Muon"}
+
+    res = run_processor({"tt": [path]}, Declares(), executor="iterative", status=False)
+    assert res.output["n_muons"] > 0

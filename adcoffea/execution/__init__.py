@@ -192,11 +192,13 @@ def _user_error(err: BaseException) -> AdcoffeaError | None:
             return e
     text = str(err)
     # Process pools and dask pickle the wrapping exception without its cause; the
-    # original error survives only in the message, as ``ChunkReadError('path: reason')``.
-    m = re.search(r"ChunkReadError\((['\"])(.*?)\1\)", text, flags=re.S)
+    # original error survives only in the message, as ``ChunkReadError('path: reason')``
+    # (or ``InputFileError(...)``: a branch or collection the processor lacks).
+    m = re.search(r"(ChunkReadError|InputFileError)\((['\"])(.*?)\2\)", text, flags=re.S)
     if m:
-        path, _, reason = m.group(2).partition(": ")
-        return ChunkReadError(path, reason)
+        path, _, reason = m.group(3).partition(": ")
+        cls = ChunkReadError if m.group(1) == "ChunkReadError" else InputFileError
+        return cls(path, reason)
     names = {type(e).__name__ for e in _exception_chain(err)}
     if names & {"TerminatedWorkerError", "BrokenProcessPool"}:
         return AdcoffeaError(

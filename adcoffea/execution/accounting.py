@@ -6,6 +6,7 @@ Every chunk adds its entry range to the output as processed or failed (a read er
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -269,6 +270,9 @@ class AccountingProcessor(processor.ProcessorABC):
         try:
             out = self.inner.process(events)
         except Exception as err:
+            undeclared = _undeclared_field(err, events, self.inner)
+            if undeclared is not None:
+                raise InputFileError(chunk[1], undeclared) from None
             if not is_read_error(err):
                 raise
             discard(chunk[1])  # the next chunk of this file opens it afresh
@@ -293,6 +297,32 @@ class AccountingProcessor(processor.ProcessorABC):
 
     def postprocess(self, accumulator):
         return self.inner.postprocess(accumulator)
+
+
+_NO_FIELD = re.compile(r"no field (?:named )?'([^']+)'")
+
+
+def _undeclared_field(err: BaseException, events: Any, inner: Any) -> str | None:
+    """The message for a processor that read a field its events do not hold, when it names
+    its collections (the events then hold only those: ``collections()``), else None.
+
+    Without it a subclass that reads, say, ``events.Muon`` without declaring it got awkward's
+    "no field named 'Muon'" inside a traceback, for a file that has the Muon branches.
+    """
+    own = getattr(inner, "collections", None)
+    names = own() if callable(own) else None
+    if names is None:
+        return None
+    for e in exception_chain(err):
+        m = _NO_FIELD.search(str(e))
+        if m and m.group(1) not in events.fields:
+            return (
+                f"the processor reads {m.group(1)!r}, which its events do not hold: they hold "
+                f"only the collections it names ({', '.join(sorted(names))}); if the file "
+                "has it, add it to the processor's required_branches() (the pre-flight then "
+                "checks it) or collections()"
+            )
+    return None
 
 
 def canonical_column_order(output: dict[str, Any]) -> None:

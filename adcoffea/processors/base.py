@@ -242,7 +242,8 @@ class SearchProcessor(processor.ProcessorABC):
                 [b for opt in req.options for b in opt] if isinstance(req, BranchChoice) else [req]
             )
             names.update(collection_of(b) for b in branches)
-        return frozenset(names)
+        # a counter (nFatJet) comes with its collection (BranchFilter)
+        return frozenset(n for n in names if not (n[:1] == "n" and n[1:] in names))
 
     # --- the common part ------------------------------------------------------------------
     def _new_hists(self) -> dict[str, hist.Hist]:

@@ -114,8 +114,46 @@ class DijetSelection:
 
 
 def _flat_column(jets: ak.Array, name: str) -> np.ndarray:
-    """All jets' ``name`` values of the chunk, concatenated (numpy)."""
+    """All jets' ``name`` values of the chunk, concatenated (numpy).
+
+    A chunk's collection as NanoEvents builds it (a list-offset array of records whose
+    offsets start at 0) gives the record field's own buffer, with no awkward operation:
+    ``ak.flatten`` of ``jets[name]`` costs ~0.6 ms per field of a 100k chunk in dispatch,
+    an int32-to-int64 offsets copy and a slice, for the same values.
+    """
+    layout = jets.layout
+    if (
+        isinstance(layout, ak.contents.ListOffsetArray)
+        and isinstance(layout.content, ak.contents.RecordArray)
+        and name in layout.content.fields
+    ):
+        field = layout.content.content(name)
+        if isinstance(field, ak.contents.NumpyArray) and field.data.ndim == 1:
+            offsets = _offsets(layout)
+            if offsets is not None:
+                return np.asarray(field.data)[: offsets[-1]]
     return ak.to_numpy(ak.flatten(jets[name], axis=1))
+
+
+def _offsets(layout: Any) -> np.ndarray | None:
+    """The int64 offsets of a list-offset layout when they start at 0, else None."""
+    offsets = np.asarray(layout.offsets.data)
+    if len(offsets) == 0 or offsets[0] != 0:
+        return None
+    return offsets.astype(np.int64, copy=False)
+
+
+def _counts_and_starts(jets: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Per event: the number of jets and the flat index of the first (int64)."""
+    layout = jets.layout
+    if isinstance(layout, ak.contents.ListOffsetArray):
+        offsets = _offsets(layout)
+        if offsets is not None:
+            return np.diff(offsets), offsets[:-1]
+    counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64, copy=False)
+    start = np.cumsum(counts)
+    start -= counts
+    return counts, start
 
 
 def event_weights(events: ak.Array) -> np.ndarray:
@@ -150,19 +188,20 @@ def select_dijets(
     # reductions along a length-2 axis cost ~1 us per row, more than the arithmetic. Each
     # event's stage is the number of cuts it passes in order; the cutflow of a cut counts
     # the events whose stage reaches it.
-    counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64, copy=False)
-    start = np.cumsum(counts)
-    start -= counts
+    counts, start = _counts_and_starts(jets)
     rows = np.flatnonzero(counts >= 2)
     lead = start.take(rows)
     flat = {name: _flat_column(jets, name) for name in ("pt", "eta", "phi", "mass")}
-    pt0, pt1, eta0, eta1 = (flat[f].take(lead + i) for f in ("pt", "eta") for i in (0, 1))
+    second = lead + 1
+    pt0, pt1, eta0, eta1 = (flat[f].take(i) for f in ("pt", "eta") for i in (lead, second))
     # finite_kinematics: the float64 sum of the eight values is finite iff every one is
     # (inf - inf and NaN give NaN; eight float32 values cannot overflow a float64)
     total = pt0.astype(np.float64)
-    for f, i in (("pt", 1), ("eta", 0), ("eta", 1), ("phi", 0), ("phi", 1), ("mass", 0)):
-        total += flat[f].take(lead + i)
-    total += flat["mass"].take(lead + 1)
+    for values in (pt1, eta0, eta1):
+        total += values
+    for f in ("phi", "mass"):
+        total += flat[f].take(lead)
+        total += flat[f].take(second)
     passed = np.isfinite(total)
     if finite is not None:
         passed &= np.asarray(finite, dtype=bool).take(rows)

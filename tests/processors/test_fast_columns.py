@@ -91,6 +91,34 @@ def test_select_dijets_matches_awkward_reference(config):
         np.testing.assert_array_equal(fast_feats[k], ref_feats[k])
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "fresh",  # offsets from 0: the record fields' own buffers are read
+        "sliced",  # offsets from > 0: ak.flatten
+        "indexed",  # a permutation (indexed layout): ak.num and ak.flatten
+    ],
+)
+def test_flat_columns_of_every_layout(layout):
+    events = _toy_events(seed=8)
+    if layout == "sliced":
+        events = events[37:]
+    elif layout == "indexed":
+        events = events[np.random.default_rng(2).permutation(len(events))]
+    jets = events.FatJet
+    counts, starts = sel_mod._counts_and_starts(jets)
+    np.testing.assert_array_equal(counts, ak.to_numpy(ak.num(jets, axis=1)))
+    np.testing.assert_array_equal(starts, np.cumsum(counts) - counts)
+    for name in FIELDS:
+        got = sel_mod._flat_column(jets, name)
+        np.testing.assert_array_equal(got, ak.to_numpy(ak.flatten(jets[name])))
+    sel = select_dijets(events, LOOSE)
+    mask, _ = _reference_mask(events, LOOSE)
+    np.testing.assert_array_equal(sel.mask, mask)
+    for name in FIELDS:
+        np.testing.assert_array_equal(sel.two(name), two_columns(sel.jets[name]))
+
+
 def _chain_masks(events, config):
     """The reference's cumulative masks, one per cut."""
     jets = events[config.jet_collection]

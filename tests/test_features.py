@@ -40,6 +40,24 @@ def test_invariant_mass_matches_vector(seed):
     assert np.median(np.abs(got - ref) / ref) < 1e-14
 
 
+def test_invariant_mass_in_place_is_the_formula_and_leaves_its_inputs():
+    j = _jets(11)
+    cols = [np.ascontiguousarray(j[k][:, i]) for i in (0, 1) for k in j]
+    cols[3] = cols[3].astype(np.float32)  # a float32 mass column is read as float64
+    before = [c.copy() for c in cols]
+    got = invariant_mass(*cols)
+    for c, b in zip(cols, before, strict=True):
+        np.testing.assert_array_equal(c, b)
+    pt_a, eta_a, phi_a, m_a, pt_b, eta_b, phi_b, m_b = (c.astype(np.float64) for c in cols)
+    sh_a, sh_b = np.sinh(eta_a), np.sinh(eta_b)
+    e_a = np.sqrt(m_a * m_a + pt_a * pt_a * (1.0 + sh_a * sh_a))
+    e_b = np.sqrt(m_b * m_b + pt_b * pt_b * (1.0 + sh_b * sh_b))
+    dot = pt_a * pt_b * (np.cos(phi_a - phi_b) + sh_a * sh_b)
+    ref = np.sqrt(np.maximum(m_a * m_a + m_b * m_b + 2.0 * (e_a * e_b - dot), 0.0))
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, ref)
+
+
 def test_high_level_features_order_the_jets_by_mass():
     j = _jets(5, n=2000)
     tau = np.random.default_rng(6).uniform(0.05, 1.0, (2000, 2, 3))

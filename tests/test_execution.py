@@ -65,6 +65,24 @@ def test_iterative_accounts_every_event(iterative_run):
     assert 0 < h[{"dataset": "qcd", "region": "inclusive"}].values().sum() < N_EVENTS
 
 
+def test_a_quiet_iterative_run_prints_nothing_and_equals_one_with_status(
+    fileset, iterative_run, capfd
+):
+    capfd.readouterr()
+    quiet = run_processor(
+        fileset, DijetProcessor(), executor="iterative", chunksize=CHUNK, status=False
+    )
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # coffea's own executor printed the finished bar
+    shown = run_processor(
+        fileset, DijetProcessor(), executor="iterative", chunksize=CHUNK, status=True
+    )
+    assert quiet.report.events_processed == shown.report.events_processed
+    assert quiet.report.chunks_processed == shown.report.chunks_processed > 1
+    assert_same_hists(quiet.output["hists"], shown.output["hists"])
+    assert_same_hists(quiet.output["hists"], iterative_run.output["hists"])
+
+
 def test_futures_equals_iterative(fileset, iterative_run):
     fut = run_processor(
         fileset, DijetProcessor(), executor="futures", workers=2, chunksize=CHUNK, status=False

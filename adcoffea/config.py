@@ -33,6 +33,12 @@ from adcoffea.models.methods import Method
 
 Process = Literal["qcd", "wprime", "svj", "yxh"]
 
+#: Entries per chunk unless a config or option says otherwise. Chunks of 200k ran at 1.2x
+#: the events/s of 100k chunks for the dijet processor (per-chunk costs shrink), and a chunk
+#: with constituents peaks at ~1 GB, half the 2 GB a worker may use (300k: 1.6 GB; 500k:
+#: 2.4 GB). Measured by ``benchmarks/executor_overheads.py`` (its chunk-size scan).
+DEFAULT_CHUNKSIZE = 200_000
+
 
 class _Strict(BaseModel):
     # allow_inf_nan: an infinite cut (jet_eta_max: .inf) or a NaN is never meant
@@ -232,7 +238,7 @@ class ModelConfig(_Strict):
 class ExecutorConfig(_Strict):
     name: Literal["iterative", "futures", "dask"] = "futures"
     workers: int = Field(default=2, gt=0)
-    chunksize: int = Field(default=100_000, gt=0)
+    chunksize: int = Field(default=DEFAULT_CHUNKSIZE, gt=0)
     scheduler: str | None = Field(default=None, description="dask scheduler address")
     retries: int = Field(default=3, ge=0)
     strict: bool = Field(default=False, description="stop at the first failed file")

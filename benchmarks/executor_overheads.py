@@ -5,9 +5,11 @@
 
 Measured in one run, on the cached QCD files of ``benchmarks/scaling.py``:
 
-1. **Chunk size** (iterative executor, one core): events/s of the dijet processor at each
-   chunk size, and its ratio to uproot reading the same branches with the same step size
-   (the per-chunk costs, NanoEvents' form and the file opening, shrink with bigger chunks).
+1. **Chunk size** (iterative executor, one core, one file of ``--scan-events``): events/s
+   of the dijet processor at each chunk size, its ratio to uproot reading the same branches
+   with the same step size (the per-chunk costs shrink with bigger chunks), and the peak
+   memory of a chunk of that size with and without constituents (the default chunk size
+   must fit in 2 GB per worker with constituents).
 2. **The parts of a parallel run** (the default: futures, 2 workers):
 
    * start of the worker pool: until every worker has imported coffea and adcoffea;
@@ -23,7 +25,9 @@ Absolute numbers depend on the machine and its load; compare within one run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -97,20 +101,32 @@ def one_chunk_output(path: str, chunksize: int, *, columns: bool) -> dict:
         return DijetProcessor(collect_columns=columns).process(events)
 
 
+def _peak_memory(path: str, workload: str, chunksize: int) -> float | None:
+    """Peak RSS (MB) over the process before the chunk, of a fresh process running the
+    file in chunks of ``chunksize`` (``throughput.py``'s memory child); None if it failed."""
+    out = subprocess.run(
+        [sys.executable, str(HERE / "throughput.py"), "--_memory-child", path, workload,
+         str(chunksize)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    line = next((s for s in out.stdout.splitlines() if s.startswith("{")), None)
+    if out.returncode or line is None:
+        return None
+    r = json.loads(line)
+    return r["peak_mb"] - r["before_mb"]
+
+
 def chunk_scan(path: str, chunksizes: list[int], repeat: int) -> list[dict]:
-    """Iterative processor vs uproot read of the same branches, per chunk size."""
+    """Iterative processor vs uproot read of the same branches, per chunk size, on one file
+    of several chunks at every size; and the peak memory of one chunk of each size.
+
+    Rounds over every chunk size (read and processor next to each other): a shared
+    machine's speed drifts, and a size measured in one quiet minute would look better.
+    """
     import uproot
 
     from adcoffea.execution import run_processor
     from adcoffea.processors import DijetProcessor
-
-    def best(fn) -> float:
-        out = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
-        return min(out)
 
     # the faster of uproot's default source and the local file source adcoffea reads with
     local = {"handler": uproot.source.file.MultithreadedFileSource, "use_threads": False}
@@ -120,20 +136,36 @@ def chunk_scan(path: str, chunksizes: list[int], repeat: int) -> list[dict]:
             for _ in f["Events"].iterate(BRANCHES, step_size=step):
                 pass
 
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
     with uproot.open(path) as f:
         n = f["Events"].num_entries
+    t_read: dict[int, list[float]] = {c: [] for c in chunksizes}
+    t_proc: dict[int, list[float]] = {c: [] for c in chunksizes}
+    for c in chunksizes:  # warm-up
+        run_processor({"qcd": [path]}, DijetProcessor(), executor="iterative", chunksize=c,
+                      status=False)  # fmt: skip
+    for _ in range(repeat):
+        for c in chunksizes:
+            t_read[c].append(min(timed(lambda c=c: read(c)), timed(lambda c=c: read(c, **local))))
+            t_proc[c].append(timed(lambda c=c: run_processor(
+                {"qcd": [path]}, DijetProcessor(), executor="iterative", chunksize=c,
+                status=False)))  # fmt: skip
     rows = []
     for c in chunksizes:
-        t_read = min(best(lambda c=c: read(c)), best(lambda c=c: read(c, **local)))
-        t_proc = best(
-            lambda c=c: run_processor(
-                {"qcd": [path]}, DijetProcessor(), executor="iterative", chunksize=c, status=False
-            )
-        )
-        rows.append({"chunksize": c, "events": n, "read_s": t_read, "processor_s": t_proc})
+        read_s, proc_s = min(t_read[c]), min(t_proc[c])
+        light = _peak_memory(path, "light", c)
+        heavy = _peak_memory(path, "constituents", c)
+        rows.append({"chunksize": c, "events": n, "read_s": read_s, "processor_s": proc_s,
+                     "memory_mb": light, "memory_constituents_mb": heavy})  # fmt: skip
+        mem = "failed" if light is None or heavy is None else f"{light:.0f} / {heavy:.0f} MB"
         print(
-            f"  chunk {c:>8,d}: processor {n / t_proc:11,.0f} ev/s, read {n / t_read:11,.0f} "
-            f"ev/s, ratio {t_read / t_proc:.2f}",
+            f"  chunk {c:>8,d} ({-(-n // c):3d} chunks): processor {n / proc_s:11,.0f} ev/s, "
+            f"read {n / read_s:11,.0f} ev/s, ratio {read_s / proc_s:.2f}; peak memory per "
+            f"chunk without / with constituents: {mem}",
             flush=True,
         )
     return rows
@@ -144,7 +176,13 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--files", type=int, default=10)
     ap.add_argument("--data", type=Path, default=Path("data/synthetic/bench_1M"))
-    ap.add_argument("--chunksizes", default="50000,100000,200000,500000")
+    ap.add_argument("--chunksizes", default="50000,100000,200000,300000,500000")
+    ap.add_argument(
+        "--scan-events",
+        type=int,
+        default=1_000_000,
+        help="events of the one file the chunk-size scan reads (cached next to --data)",
+    )
     ap.add_argument("--chunksize", type=int, default=100_000, help="for the parallel parts")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2)
@@ -161,8 +199,14 @@ def main() -> None:
     files = cached_sample(args.data, events=args.events, files=args.files)
     print(f"{len(files)} files, {args.events:,d} events; cores {os.cpu_count()}, load "
           f"{os.getloadavg()[0]:.1f}")  # fmt: skip
-    print("1. chunk size (iterative, one file, best of", args.repeat, "):")
-    chunk_scan(files[0], [int(c) for c in args.chunksizes.split(",")], args.repeat)
+    # one file of several chunks at every size (the files above hold 100k events each:
+    # every larger chunk would be the whole file)
+    scan_file = cached_sample(
+        args.data.with_name(args.data.name + "_one_file"), events=args.scan_events, files=1
+    )[0]
+    print(f"1. chunk size (iterative, one file of {args.scan_events:,d} events, best of "
+          f"{args.repeat} rounds; memory: one process, over its state before the chunk):")  # fmt: skip
+    chunk_scan(scan_file, [int(c) for c in args.chunksizes.split(",")], args.repeat)
 
     print(f"2. parts of a futures run with {args.workers} workers, chunks of {args.chunksize:,d}:")
     n_chunks = sum(-(-(args.events // args.files) // args.chunksize) for _ in files)

@@ -46,6 +46,7 @@ from typing import Any
 
 from coffea import processor
 
+from adcoffea.config import DEFAULT_CHUNKSIZE
 from adcoffea.errors import AdcoffeaError, ConfigError, InputFileError, InternalError
 from adcoffea.execution import preflight as _preflight
 from adcoffea.execution.accounting import (
@@ -248,7 +249,7 @@ def run_processor(
     *,
     executor: str = "futures",
     workers: int = 2,
-    chunksize: int = 100_000,
+    chunksize: int = DEFAULT_CHUNKSIZE,
     scheduler: str | None = None,
     retries: int = 3,
     strict: bool = False,

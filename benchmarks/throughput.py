@@ -1,6 +1,7 @@
 """Processor throughput against plain uproot reading of the same branches, in one run.
 
-    python benchmarks/throughput.py [--events 200000] [--bundle DIR | --cwola]
+    python benchmarks/throughput.py [--events 1000000] [--chunksize 200000]
+                                    [--bundle DIR | --cwola]
                                     [--no-constituents] [--memory | --memory-only]
                                     [--nanoaod FILE]
 
@@ -21,8 +22,9 @@ rounds over all workloads, after one warm-up run of each):
   adcoffea's (the dijet processor's collections only, the tree's metadata memoised per
   open file), per chunk; the synthetic files have a few dozen branches and hide this cost;
 * ``--memory``: the peak memory (VmHWM, reset after the imports) of a fresh process running
-  one chunk of ``--chunksize`` events, with and without constituents, and its increase over
-  the same process just before the chunk (imports done). ``--memory-only``: only that.
+  chunks of ``--chunksize`` events and of 100k, with and without constituents, and its
+  increase over the same process just before the chunk (imports done). ``--memory-only``:
+  only that.
 
 Absolute numbers depend on the machine and its load; compare ratios from the same run.
 """
@@ -113,6 +115,11 @@ def _memory_child(path: str, workload: str, chunksize: int) -> None:
 
 
 def memory(path: Path, chunksize: int) -> None:
+    for size in sorted({100_000, chunksize}):
+        _memory(path, size)
+
+
+def _memory(path: Path, chunksize: int) -> None:
     print(f"peak memory of one process running {path.name} in chunks of {chunksize}:")
     for workload in ("light", "constituents"):
         out = subprocess.run(
@@ -222,8 +229,10 @@ def main() -> None:
         _memory_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=200_000)
-    ap.add_argument("--chunksize", type=int, default=100_000)
+    from adcoffea.config import DEFAULT_CHUNKSIZE
+
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--chunksize", type=int, default=DEFAULT_CHUNKSIZE)
     ap.add_argument("--cache", type=Path, default=Path("data/synthetic/bench_throughput"))
     ap.add_argument("--bundle", type=Path, default=None, help="model bundle for the scored run")
     ap.add_argument("--cwola", action="store_true", help="score with a toy CWoLa MLP ensemble")

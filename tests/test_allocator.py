@@ -8,17 +8,17 @@ import sys
 import pytest
 
 
-def freed_array_faults() -> int:
+def freed_array_faults(values: int = 1_000_000) -> int:
     """Page faults of a chunk's worth of temporaries made, touched and freed 20 times
-    (8 MB arrays, 4 per chunk), after one warm-up chunk. Also run in dask workers
-    (tests/test_dask.py)."""
+    (arrays of ``values`` float64, 8 MB by default, 4 per chunk), after one warm-up chunk.
+    Also run in dask workers (tests/test_dask.py)."""
     import resource
 
     import numpy as np
 
     def chunk():
         for _ in range(4):
-            a = np.ones(1_000_000)
+            a = np.ones(values)
             a += 1.0
 
     chunk()
@@ -34,13 +34,16 @@ import runpy, sys
 if sys.argv[1] == "tuned":
     from adcoffea.execution.allocator import tune_allocator
     assert tune_allocator()
-print(runpy.run_path(sys.argv[2])["freed_array_faults"]())
+print(runpy.run_path(sys.argv[2])["freed_array_faults"](int(sys.argv[3])))
 """
 
 
-def _faults(mode: str) -> int:
+def _faults(mode: str, values: int = 1_000_000) -> int:
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode, __file__], capture_output=True, text=True, check=True
+        [sys.executable, "-c", SCRIPT, mode, __file__, str(values)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return int(out.stdout.strip())
 
@@ -53,6 +56,18 @@ def test_freed_chunk_memory_is_reused_without_page_faults():
     default, tuned = _faults("default"), _faults("tuned")
     assert default > 4000
     assert tuned < default / 10
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc only")
+def test_arrays_above_glibcs_largest_mmap_threshold_are_reused_too():
+    """80 arrays of 64 MB, above the 32 MiB that glibc's mmap threshold can reach (a
+    constituent chunk's padded particle arrays): mapped and faulted in anew each time
+    unless mapped chunks are switched off (44,000 faults here with glibc's defaults; with
+    only the thresholds tuned, as before, as many)."""
+    values = 8_000_000
+    default, tuned = _faults("default", values), _faults("tuned", values)
+    assert default > 20_000
+    assert tuned < 2000
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc only")

@@ -67,6 +67,9 @@ def test_local_workers_get_the_allocator_setting(client):
     cloudpickle.register_pickle_by_value(test_allocator)
     faults = client.run(test_allocator.freed_array_faults)
     assert all(n < 2000 for n in faults.values()), faults
+    # arrays above glibc's largest mmap threshold (64 MB: a constituent chunk's) too
+    faults = client.run(test_allocator.freed_array_faults, 8_000_000)
+    assert all(n < 2000 for n in faults.values()), faults
 
 
 @pytest.fixture(scope="module")

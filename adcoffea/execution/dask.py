@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adcoffea.errors import ConfigError
-from adcoffea.execution.allocator import MMAP_THRESHOLD, TRIM_THRESHOLD
+from adcoffea.execution.allocator import MMAP_MAX, MMAP_THRESHOLD, TRIM_THRESHOLD
 
 log = logging.getLogger("adcoffea.execution")
 
@@ -31,10 +31,12 @@ class DaskSettings:
 #: heap memory is handed back at once (a worker's time per chunk doubled: system time 0.2 ->
 #: 0.9 s per 100k events). The mmap threshold alone does not help while the trim threshold
 #: is that low (24,000 page faults per 80 arrays of 8 MB against 54,000; with both, none;
-#: an mmap threshold above glibc's 32 MiB maximum, as set here before, is ignored). The
-#: workers of a cluster adcoffea joins (``--scheduler``) are left as their owner set them.
+#: an mmap threshold above glibc's 32 MiB maximum, as set here before, is ignored; arrays
+#: above it, such as a constituent chunk's, need mapped chunks switched off). The workers of
+#: a cluster adcoffea joins (``--scheduler``) are left as their owner set them.
 WORKER_ENVIRON = {
     "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
+    "MALLOC_MMAP_MAX_": str(MMAP_MAX),
     "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD),
 }
 

@@ -7,7 +7,8 @@ Measured in one run, on the cached QCD files of ``benchmarks/scaling.py``:
 
 1. **Chunk size** (iterative executor, one core, one file of ``--scan-events``): events/s
    of the dijet processor at each chunk size, its ratio to uproot reading the same branches
-   with the same step size (the per-chunk costs shrink with bigger chunks), and the peak
+   with the same step size (the per-chunk costs shrink with bigger chunks), the events/s of
+   the constituent workload (``scaling.py``'s ``ConstituentDijet``), and the peak
    memory of a chunk of that size with and without constituents (the default chunk size
    must fit in 2 GB per worker with constituents).
 2. **The parts of a parallel run** (the default: futures, 2 workers):
@@ -141,31 +142,37 @@ def chunk_scan(path: str, chunksizes: list[int], repeat: int) -> list[dict]:
         fn()
         return time.perf_counter() - t0
 
+    from scaling import ConstituentDijet
+
+    def process(c: int, proc) -> None:
+        run_processor({"qcd": [path]}, proc, executor="iterative", chunksize=c, status=False)
+
     with uproot.open(path) as f:
         n = f["Events"].num_entries
     t_read: dict[int, list[float]] = {c: [] for c in chunksizes}
     t_proc: dict[int, list[float]] = {c: [] for c in chunksizes}
+    t_cons: dict[int, list[float]] = {c: [] for c in chunksizes}
     for c in chunksizes:  # warm-up
-        run_processor({"qcd": [path]}, DijetProcessor(), executor="iterative", chunksize=c,
-                      status=False)  # fmt: skip
+        process(c, DijetProcessor())
     for _ in range(repeat):
         for c in chunksizes:
             t_read[c].append(min(timed(lambda c=c: read(c)), timed(lambda c=c: read(c, **local))))
-            t_proc[c].append(timed(lambda c=c: run_processor(
-                {"qcd": [path]}, DijetProcessor(), executor="iterative", chunksize=c,
-                status=False)))  # fmt: skip
+            t_proc[c].append(timed(lambda c=c: process(c, DijetProcessor())))
+            t_cons[c].append(timed(lambda c=c: process(c, ConstituentDijet())))
     rows = []
     for c in chunksizes:
-        read_s, proc_s = min(t_read[c]), min(t_proc[c])
+        read_s, proc_s, cons_s = min(t_read[c]), min(t_proc[c]), min(t_cons[c])
         light = _peak_memory(path, "light", c)
         heavy = _peak_memory(path, "constituents", c)
         rows.append({"chunksize": c, "events": n, "read_s": read_s, "processor_s": proc_s,
-                     "memory_mb": light, "memory_constituents_mb": heavy})  # fmt: skip
+                     "constituents_s": cons_s, "memory_mb": light,
+                     "memory_constituents_mb": heavy})  # fmt: skip
         mem = "failed" if light is None or heavy is None else f"{light:.0f} / {heavy:.0f} MB"
         print(
-            f"  chunk {c:>8,d} ({-(-n // c):3d} chunks): processor {n / proc_s:11,.0f} ev/s, "
-            f"read {n / read_s:11,.0f} ev/s, ratio {read_s / proc_s:.2f}; peak memory per "
-            f"chunk without / with constituents: {mem}",
+            f"  chunk {c:>8,d} ({-(-n // c):3d} chunks): processor {n / proc_s:10,.0f} ev/s "
+            f"(read {n / read_s:11,.0f} ev/s, ratio {read_s / proc_s:.2f}), with "
+            f"constituents {n / cons_s:9,.0f} ev/s; peak memory per chunk without / with "
+            f"constituents: {mem}",
             flush=True,
         )
     return rows
@@ -185,6 +192,7 @@ def main() -> None:
     )
     ap.add_argument("--chunksize", type=int, default=100_000, help="for the parallel parts")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--scan-only", action="store_true", help="only the chunk-size scan")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
 
@@ -207,6 +215,8 @@ def main() -> None:
     print(f"1. chunk size (iterative, one file of {args.scan_events:,d} events, best of "
           f"{args.repeat} rounds; memory: one process, over its state before the chunk):")  # fmt: skip
     chunk_scan(scan_file, [int(c) for c in args.chunksizes.split(",")], args.repeat)
+    if args.scan_only:
+        return
 
     print(f"2. parts of a futures run with {args.workers} workers, chunks of {args.chunksize:,d}:")
     n_chunks = sum(-(-(args.events // args.files) // args.chunksize) for _ in files)

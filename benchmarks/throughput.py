@@ -1,6 +1,6 @@
 """Processor throughput against plain uproot reading of the same branches, in one run.
 
-    python benchmarks/throughput.py [--events 1000000] [--chunksize 200000]
+    python benchmarks/throughput.py [--events 1000000] [--chunksize 100000]
                                     [--bundle DIR | --cwola]
                                     [--no-constituents] [--memory | --memory-only]
                                     [--nanoaod FILE]

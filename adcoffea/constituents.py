@@ -24,6 +24,7 @@ from typing import NamedTuple
 import awkward as ak
 import numpy as np
 
+from adcoffea.columns import counts_and_starts, flat_column
 from adcoffea.errors import InputFileError
 
 
@@ -147,6 +148,17 @@ def pad_constituents(
     return values, np.asarray(mask, dtype=bool)
 
 
+def _unsigned(index: np.ndarray) -> np.ndarray:
+    """Integer indices viewed as unsigned: a negative index becomes one above any count, so
+    a single comparison with the counts finds both kinds of out-of-range index."""
+    index = np.asarray(index)
+    if index.dtype.kind == "i":
+        return index.view(index.dtype.str.replace("i", "u"))
+    if index.dtype.kind == "u":
+        return index
+    return np.asarray(index, dtype=np.int64).view(np.uint64)  # e.g. float links: as ints
+
+
 def _descending_key(values: np.ndarray) -> np.ndarray:
     """uint32 keys whose ascending order is the descending order of float32 ``values``.
 
@@ -207,20 +219,17 @@ def selected_constituents(
     links = events[fmt.links]
     particles = events[fmt.particles]
 
-    def flat(array: ak.Array, name: str) -> np.ndarray:
-        return ak.to_numpy(ak.flatten(array[name], axis=1))
-
     # per-link copies of per-event numbers are np.repeat (sequential), not gathers
-    n_links = ak.to_numpy(ak.num(links, axis=1)).astype(np.int64)
-    n_jets = ak.to_numpy(ak.num(events[jet_collection], axis=1)).astype(np.int64)
-    n_parts = ak.to_numpy(ak.num(particles, axis=1)).astype(np.int64)
-    jet_idx = flat(links, fmt.jet_field)
-    part_idx = flat(links, fmt.particle_field)
-    if np.any((jet_idx < 0) | (jet_idx >= np.repeat(n_jets, n_links))):
+    n_links, _ = counts_and_starts(links)
+    n_jets, jet_start = counts_and_starts(events[jet_collection])
+    n_parts, part_start = counts_and_starts(particles)
+    jet_idx = flat_column(links, fmt.jet_field)
+    part_idx = flat_column(links, fmt.particle_field)
+    if np.any(_unsigned(jet_idx) >= np.repeat(n_jets, n_links)):
         raise InputFileError(
             source, f"branch {fmt.links}_{fmt.jet_field} has out-of-range jet indices"
         )
-    if np.any((part_idx < 0) | (part_idx >= np.repeat(n_parts, n_links))):
+    if np.any(_unsigned(part_idx) >= np.repeat(n_parts, n_links)):
         raise InputFileError(
             source, f"branch {fmt.links}_{fmt.particle_field} has out-of-range particle indices"
         )
@@ -228,17 +237,26 @@ def selected_constituents(
     # output slot (0 .. n*k - 1) of every jet of the chunk, -1 for jets not chosen
     slot_of_jet = np.full(int(n_jets.sum()), -1, dtype=np.int64)
     slot_of_jet[jet_index.ravel()] = np.arange(n * k)
-    slot = slot_of_jet.take(np.repeat(np.cumsum(n_jets) - n_jets, n_links) + jet_idx)
+    at = np.repeat(jet_start, n_links)
+    at += jet_idx
+    slot = slot_of_jet.take(at)
     keep = np.flatnonzero(slot >= 0)
     slot = slot.take(keep)
-    part = (np.repeat(np.cumsum(n_parts) - n_parts, n_links) + part_idx).take(keep)
-    pt = flat(particles, "pt")
-    # one stable sort of (slot, descending pt) packed in a uint64: ties keep link order
+    at = np.repeat(part_start, n_links)
+    at += part_idx
+    part = at.take(keep)
+    del at
+    pt = flat_column(particles, "pt")
+    # one stable sort of (slot, descending pt) packed in a uint64: ties keep link order;
+    # link tables written jet by jet, hardest particle first, are in that order already
     key = (slot.astype(np.uint64) << np.uint64(32)) | _descending_key(pt.take(part))
-    order = np.argsort(key, kind="stable")
-    slot, part = slot.take(order), part.take(order)
+    if not np.all(key[1:] >= key[:-1]):
+        order = np.argsort(key, kind="stable")
+        slot, part = slot.take(order), part.take(order)
+    del key
     per_slot = np.bincount(slot, minlength=n * k)
-    rank = np.arange(len(slot)) - (np.cumsum(per_slot) - per_slot).take(slot)
+    # the slots are sorted: each link's rank in its jet is its place after the jet's first
+    rank = np.arange(len(slot)) - np.repeat(np.cumsum(per_slot) - per_slot, per_slot)
     top = np.flatnonzero(rank < max_particles)
     # position of each kept particle in the flattened (n*k, max_particles) output
     where = slot.take(top) * max_particles + rank.take(top)
@@ -247,7 +265,7 @@ def selected_constituents(
     n_fields = len(fields)
     rows = np.empty((len(part), n_fields), dtype=np.float32)
     for i, name in enumerate(fields):
-        column = pt if name == "pt" else flat(particles, name)
+        column = pt if name == "pt" else flat_column(particles, name)
         rows[:, i] = column.take(part)
     values = np.zeros((n * k * max_particles, n_fields), dtype=np.float32)
     # scatter whole rows as one opaque element each: numpy's 2D fancy assignment is ~3x slower

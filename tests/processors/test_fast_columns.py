@@ -12,6 +12,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
+from adcoffea.columns import counts_and_starts, flat_column
 from adcoffea.config import RegionConfig, SelectionConfig
 from adcoffea.execution import run_processor
 from adcoffea.features import high_level_features, mass_ordered_pairs, two_columns
@@ -106,11 +107,11 @@ def test_flat_columns_of_every_layout(layout):
     elif layout == "indexed":
         events = events[np.random.default_rng(2).permutation(len(events))]
     jets = events.FatJet
-    counts, starts = sel_mod._counts_and_starts(jets)
+    counts, starts = counts_and_starts(jets)
     np.testing.assert_array_equal(counts, ak.to_numpy(ak.num(jets, axis=1)))
     np.testing.assert_array_equal(starts, np.cumsum(counts) - counts)
     for name in FIELDS:
-        got = sel_mod._flat_column(jets, name)
+        got = flat_column(jets, name)
         np.testing.assert_array_equal(got, ak.to_numpy(ak.flatten(jets[name])))
     sel = select_dijets(events, LOOSE)
     mask, _ = _reference_mask(events, LOOSE)

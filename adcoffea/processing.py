@@ -9,6 +9,7 @@ executor settings (each overridable) through :func:`adcoffea.execution.run_proce
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,6 +103,25 @@ def make_processor(
     )
 
 
+def score_threads(executor: str, *, workers: int, scheduler: str | None) -> int | None:
+    """torch threads for scoring a chunk so that processes x threads <= this machine's cores.
+
+    The iterative executor scores in this one process (all cores: 1.2x the events/s of the
+    CWoLa-scored dijet processor with 2 threads on 2 cores); futures workers and those of
+    a ``LocalCluster`` share the cores. None for workers on other machines (a scheduler
+    address), whose cores are unknown here: the processor keeps its setting.
+
+    Example:
+        >>> score_threads("dask", workers=4, scheduler="tcp://host:8786") is None
+        True
+    """
+    if executor == "dask" and scheduler is not None:
+        return None
+    from adcoffea.models.threads import default_threads
+
+    return default_threads(1 if executor == "iterative" else workers)
+
+
 def run_configured(
     cfg: AnalysisConfig,
     fileset: dict[str, Any],
@@ -125,12 +145,18 @@ def run_configured(
     from adcoffea.execution import run_processor
 
     ex = cfg.executor
+    executor = executor or ex.name
+    workers = workers or ex.workers
+    scheduler = scheduler if scheduler is not None else ex.scheduler
+    threads = score_threads(executor, workers=workers, scheduler=scheduler)
+    if threads is not None and getattr(processor_instance, "score_threads", None) is not None:
+        processor_instance = dataclasses.replace(processor_instance, score_threads=threads)
     return run_processor(
         fileset,
         processor_instance,
-        executor=executor or ex.name,
-        workers=workers or ex.workers,
-        scheduler=scheduler if scheduler is not None else ex.scheduler,
+        executor=executor,
+        workers=workers,
+        scheduler=scheduler,
         chunksize=chunksize or ex.chunksize,
         retries=ex.retries if retries is None else retries,
         strict=ex.strict if strict is None else strict,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     from adcoffea.config import RegionConfig, SelectionConfig, load_config
     from adcoffea.execution import run_processor
     from adcoffea.execution.allocator import tune_allocator
-    from adcoffea.processing import make_processor, write_processed
+    from adcoffea.processing import make_processor, score_threads, write_processed
     from adcoffea.processors import PROCESSORS
 
     tune_allocator()  # this process is the command's: chunk memory is reused, not refaulted
@@ -87,6 +88,9 @@ def main(args: argparse.Namespace) -> int:
             regions=tuple(regions),
             bundles=tuple(bundles.items()),
         )
+    threads = score_threads(args.executor, workers=args.workers, scheduler=args.scheduler)
+    if threads is not None:
+        proc = dataclasses.replace(proc, score_threads=threads)
     from adcoffea.execution.manifest import begin_run, finish_run
 
     # the previous outputs stop counting now (manifest.json "running" until the last write)

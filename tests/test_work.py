@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -311,7 +312,10 @@ def test_only_the_iterative_executor_takes_the_preflights_files(files, monkeypat
 class _ReadsMuons(DijetProcessor):
     """Reads a collection it does not name (a user's subclass)."""
 
+    attempts = 0  # chunks begun in this process
+
     def process(self, events):
+        type(self).attempts += 1
         out = super().process(events)
         out["n_muons"] = int(ak_num_sum(events.Muon.pt))
         return out
@@ -332,8 +336,15 @@ def test_reading_an_undeclared_collection_is_one_message_naming_the_fix(nanoaod_
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     path = str(nanoaod_dir / "nano_tt_v15.root")
-    with pytest.raises(InputFileError) as info:
-        run_processor({"tt": [path]}, _ReadsMuons(), executor=executor, workers=1, status=False)
+    _ReadsMuons.attempts = 0
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(InputFileError) as info:
+        warnings.simplefilter("always")
+        run_processor(
+            {"tt": [path]}, _ReadsMuons(), executor=executor, workers=1, status=False, retries=3
+        )
+    # the same error on every attempt: not retried (coffea tried it four times, warning)
+    assert not [w for w in caught if "Performed attempt" in str(w.message)]
+    assert _ReadsMuons.attempts == (1 if executor == "iterative" else 0)
     assert info.value.path == path
     assert "'Muon'" in info.value.reason and "collections()" in info.value.reason
     assert "FatJet" in info.value.reason  # what the events do hold

@@ -6,6 +6,7 @@ Every chunk adds its entry range to the output as processed or failed (a read er
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections.abc import Mapping
@@ -443,8 +444,46 @@ def _accounted_work_function(
         return {"out": {"_failed_chunks": {chunk: reason}}, "processed": {item}}
 
 
+class _Deterministic(BaseException):
+    """Carries an adcoffea error through coffea's retry loop, which retries any
+    ``Exception`` (a ``BaseException`` is not caught there)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _fail_fast(func: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return func(*args, **kwargs)
+    except Exception as err:
+        if any(isinstance(e, AdcoffeaError) for e in exception_chain(err)):
+            raise _Deterministic(err) from None
+        raise
+
+
+def _retries_but_not_for_user_errors(
+    retries: int, skipbadfiles: Any, func: Any, *args: Any, **kwargs: Any
+) -> Any:
+    """coffea's ``Runner.automatic_retries``, except for adcoffea's own errors.
+
+    A branch the processor needs and the file lacks, a collection it reads undeclared, a
+    bad model bundle: these fail the same way on every attempt. coffea tried such a chunk
+    ``retries + 1`` times, warning after each, before the one message reached the user.
+    """
+    try:
+        return processor.Runner.automatic_retries(
+            retries, skipbadfiles, functools.partial(_fail_fast, func), *args, **kwargs
+        )
+    except _Deterministic as stop:
+        # keep its own cause chain (it names the file and the fix), not the carrier
+        raise stop.error from stop.error.__cause__
+
+
 class AccountingRunner(processor.Runner):
     """coffea's ``Runner`` whose chunks account for files that fail to open (see
-    :func:`_accounted_work_function`)."""
+    :func:`_accounted_work_function`), and that does not retry a chunk that failed with
+    one of adcoffea's own errors (:func:`_retries_but_not_for_user_errors`)."""
 
     _work_function = staticmethod(_accounted_work_function)
+    automatic_retries = staticmethod(_retries_but_not_for_user_errors)

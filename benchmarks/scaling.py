@@ -209,6 +209,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     args = ap.parse_args()
     t_start = time.perf_counter()
+    from adcoffea.execution.allocator import tune_allocator
+
+    # the iterative runs are in this process: its allocator as the adcoffea command's (the
+    # futures workers and those of the LocalCluster get theirs from adcoffea)
+    tune_allocator()
     executors = [e.strip() for e in args.executors.split(",") if e.strip()]
     unknown = set(executors) - {"iterative", "futures", "dask"}
     if unknown:

@@ -35,9 +35,9 @@ Process = Literal["qcd", "wprime", "svj", "yxh"]
 
 #: Entries per chunk unless a config or option says otherwise, from the chunk-size scan of
 #: ``benchmarks/executor_overheads.py`` (one core, 1M events): the constituent workload
-#: (ANTELOPE/VRNN inputs), 20x slower per event than the rest and so most of a search's
+#: (ANTELOPE/VRNN inputs), 14x slower per event than the rest and so most of a search's
 #: processing time, is fastest at 100k (50k/100k/200k/300k: 454k/481k/382k/253k events/s);
-#: the dijet processor alone runs at 0.85x its best there (6.9M against 8.3M events/s at 300k).
+#: the dijet processor alone runs at 0.84x its best there (6.9M against 8.3M events/s at 300k).
 #: A 100k chunk with constituents peaks at 0.53 GB over the process, well within the 2 GB a
 #: worker may use (200k: 0.97 GB; 300k: 1.6 GB).
 DEFAULT_CHUNKSIZE = 100_000

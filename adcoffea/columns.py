@@ -26,7 +26,11 @@ import numpy as np
 
 
 def flat_column(collection: ak.Array, name: str) -> np.ndarray:
-    """Every element's ``name`` value of the chunk, concatenated in event order (numpy)."""
+    """Every element's ``name`` value of the chunk, concatenated in event order (numpy).
+
+    Read-only: on the fast path it is a view of the events' own buffer, which a write
+    would change under every later reader of the chunk.
+    """
     layout = collection.layout
     if (
         isinstance(layout, ak.contents.ListOffsetArray)
@@ -37,8 +41,12 @@ def flat_column(collection: ak.Array, name: str) -> np.ndarray:
         if isinstance(field, ak.contents.NumpyArray) and field.data.ndim == 1:
             offsets = _offsets(layout)
             if offsets is not None:
-                return np.asarray(field.data)[: offsets[-1]]
-    return ak.to_numpy(ak.flatten(collection[name], axis=1))
+                out = np.asarray(field.data)[: offsets[-1]]
+                out.flags.writeable = False
+                return out
+    out = ak.to_numpy(ak.flatten(collection[name], axis=1))
+    out.flags.writeable = False  # the same contract on both paths
+    return out
 
 
 def counts_and_starts(collection: ak.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -148,15 +148,33 @@ def pad_constituents(
     return values, np.asarray(mask, dtype=bool)
 
 
-def _unsigned(index: np.ndarray) -> np.ndarray:
+def _unsigned(index: np.ndarray) -> np.ndarray | None:
     """Integer indices viewed as unsigned: a negative index becomes one above any count, so
-    a single comparison with the counts finds both kinds of out-of-range index."""
+    a single comparison with the counts finds both kinds of out-of-range index. None for
+    indices that are not integers."""
     index = np.asarray(index)
     if index.dtype.kind == "i":
         return index.view(index.dtype.str.replace("i", "u"))
     if index.dtype.kind == "u":
         return index
-    return np.asarray(index, dtype=np.int64).view(np.uint64)  # e.g. float links: as ints
+    return None
+
+
+def _check_links(
+    index: np.ndarray,
+    counts: np.ndarray,
+    n_links: np.ndarray,
+    *,
+    branch: str,
+    what: str,
+    source: str,
+) -> None:
+    """Refuse a link branch whose indices are not integers within their event's range."""
+    unsigned = _unsigned(index)
+    if unsigned is None:
+        raise InputFileError(source, f"branch {branch} holds {index.dtype} values, not indices")
+    if np.any(unsigned >= np.repeat(counts, n_links)):
+        raise InputFileError(source, f"branch {branch} has out-of-range {what} indices")
 
 
 def _descending_key(values: np.ndarray) -> np.ndarray:
@@ -225,13 +243,12 @@ def selected_constituents(
     n_parts, part_start = counts_and_starts(particles)
     jet_idx = flat_column(links, fmt.jet_field)
     part_idx = flat_column(links, fmt.particle_field)
-    if np.any(_unsigned(jet_idx) >= np.repeat(n_jets, n_links)):
-        raise InputFileError(
-            source, f"branch {fmt.links}_{fmt.jet_field} has out-of-range jet indices"
-        )
-    if np.any(_unsigned(part_idx) >= np.repeat(n_parts, n_links)):
-        raise InputFileError(
-            source, f"branch {fmt.links}_{fmt.particle_field} has out-of-range particle indices"
+    for index, counts, field, what in (
+        (jet_idx, n_jets, fmt.jet_field, "jet"),
+        (part_idx, n_parts, fmt.particle_field, "particle"),
+    ):
+        _check_links(
+            index, counts, n_links, branch=f"{fmt.links}_{field}", what=what, source=source
         )
 
     # output slot (0 .. n*k - 1) of every jet of the chunk, -1 for jets not chosen

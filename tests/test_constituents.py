@@ -151,15 +151,25 @@ def test_selected_constituents_with_ties_and_shuffled_links(seed):
         np.testing.assert_array_equal(values, ref_values)  # eta/phi tell tied particles apart
 
 
-def test_selected_constituents_refuse_corrupt_links():
+@pytest.mark.parametrize(
+    ("jet_idx", "part_idx", "message"),
+    [
+        (1, 0, "FatJetPFCand_jetIdx has out-of-range jet indices"),  # one jet only
+        (-1, 0, "FatJetPFCand_jetIdx has out-of-range jet indices"),
+        (0, 1, "FatJetPFCand_pfCandIdx has out-of-range particle indices"),
+        (0, -3, "FatJetPFCand_pfCandIdx has out-of-range particle indices"),
+        (0, 0.0, "FatJetPFCand_pfCandIdx holds float64 values, not indices"),
+    ],
+)
+def test_selected_constituents_refuse_corrupt_links(jet_idx, part_idx, message):
     ev = ak.Array(
         [
             {
                 "FatJet": [{"pt": 1.0}],
                 "PFCand": [{"pt": 2.0, "eta": 0.0, "phi": 0.0, "mass": 0.0}],
-                "FatJetPFCand": [{"jetIdx": 1, "pfCandIdx": 0}],
+                "FatJetPFCand": [{"jetIdx": jet_idx, "pfCandIdx": part_idx}],
             }
         ]
     )
-    with pytest.raises(InputFileError, match="jetIdx has out-of-range"):
+    with pytest.raises(InputFileError, match=message):
         selected_constituents(ev, np.array([[0]]), max_particles=2)

@@ -155,11 +155,12 @@ def select_dijets(
     # finite_kinematics: the float64 sum of the eight values is finite iff every one is
     # (inf - inf and NaN give NaN; eight float32 values cannot overflow a float64)
     total = pt0.astype(np.float64)
-    for values in (pt1, eta0, eta1):
-        total += values
-    for f in ("phi", "mass"):
-        total += flat[f].take(lead)
-        total += flat[f].take(second)
+    with np.errstate(invalid="ignore"):  # inf - inf is meant to give NaN here, silently
+        for values in (pt1, eta0, eta1):
+            total += values
+        for f in ("phi", "mass"):
+            total += flat[f].take(lead)
+            total += flat[f].take(second)
     passed = np.isfinite(total)
     if finite is not None:
         passed &= np.asarray(finite, dtype=bool).take(rows)

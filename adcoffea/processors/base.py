@@ -165,17 +165,20 @@ class SearchProcessor(processor.ProcessorABC):
     def observable_values(
         self, events: ak.Array, sel: DijetSelection, feats: dict
     ) -> dict[str, np.ndarray]:
-        """The search's observables of the selected ``events``.
+        """The search's observables of the events ``sel`` selects from the chunk's ``events``.
 
-        ``sel.two(name)`` gives a field of the two selected jets as (n, 2) float64 from the
-        chunk's flat columns; ``sel.jets`` the awkward jets (built on first use, slower).
+        ``events`` is the whole chunk: an event-level column is read there and taken at
+        ``sel.index``. ``sel.two(name)`` gives a field of the two selected jets as (n, 2)
+        float64 from the chunk's flat columns; ``sel.jets`` the awkward jets (built on first
+        use, slower).
         """
         return {"mjj": feats["mjj"]}
 
     def extra_features(
         self, events: ak.Array, sel: DijetSelection, feats: dict, obs: dict
     ) -> dict[str, np.ndarray]:
-        """Search-specific model inputs beyond ``HIGH_LEVEL_FEATURES`` (none by default)."""
+        """Search-specific model inputs beyond ``HIGH_LEVEL_FEATURES`` (none by default);
+        ``events`` and ``sel`` as in :meth:`observable_values`."""
         return {}
 
     def extra_branches(self) -> list[Requirement]:
@@ -309,9 +312,11 @@ class SearchProcessor(processor.ProcessorABC):
                 [sel.two(f).astype(np.float32) for f in ("pt", "eta", "phi", "mass")],
                 axis=-1,
             )
+        # event numbers pick a k-fold model, and are a training column; nothing else reads them
+        want_event = "event" in need or self.collect_columns
         event = (
-            ak.to_numpy(events.event).take(np.flatnonzero(sel.mask)).astype(np.uint64)
-            if "event" in events.fields
+            ak.to_numpy(events.event).take(sel.index).astype(np.uint64)
+            if want_event and "event" in events.fields
             else None
         )
         return ModelInputs(
@@ -377,9 +382,10 @@ class SearchProcessor(processor.ProcessorABC):
         except (KeyError, AttributeError) as err:
             raise InputFileError(filename, f"missing branch or collection: {err}") from err
         feats = high_level_features(None, pairs=sel.by_mass)
-        selected = events[sel.mask]
-        obs = self.observable_values(selected, sel, feats)
-        feats = {**feats, **self.extra_features(selected, sel, feats, obs)}
+        # the hooks get the whole chunk and take what they read at sel.index: slicing every
+        # collection of the events to the selected ones is work no search needs
+        obs = self.observable_values(events, sel, feats)
+        feats = {**feats, **self.extra_features(events, sel, feats, obs)}
         inputs = self._model_inputs(events, sel, feats, models)
         return sel, feats, obs, inputs, self._scores(models, inputs)
 
@@ -420,7 +426,7 @@ class SearchProcessor(processor.ProcessorABC):
                 continue
             varied = vary_events(events, collection=collection, factor=factor)
             sel, _, obs, _, scores = self._analyse(varied, weights_all, models)
-            fill(variation, obs, weights_all[sel.mask], scores)
+            fill(variation, obs, weights_all.take(sel.index), scores)
 
     def process(self, events: ak.Array) -> dict[str, Any]:
         dataset = events.metadata.get("dataset", "unknown")
@@ -435,7 +441,7 @@ class SearchProcessor(processor.ProcessorABC):
         n_bad = sel.cutflow["two_jets"][0] - sel.cutflow["finite_kinematics"][0]
         if n_bad:
             nonfinite[(dataset, str(filename), "kinematics")] = n_bad
-        weights = weights_all.take(np.flatnonzero(sel.mask))
+        weights = weights_all.take(sel.index)
         finite_scores = {label: np.isfinite(sc) for label, sc in scores.items()}
         for label, ok in finite_scores.items():
             if not ok.all():
@@ -492,7 +498,9 @@ class SearchProcessor(processor.ProcessorABC):
             if inputs.event is not None:
                 cols["event"] = inputs.event
             if "Truth" in events.fields:
-                cols["truth_label"] = ak.to_numpy(events.Truth.label[sel.mask]).astype(np.int32)
+                cols["truth_label"] = (
+                    ak.to_numpy(events.Truth.label).take(sel.index).astype(np.int32)
+                )
             for label, sc in scores.items():
                 cols[f"score_{label}"] = sc
             if inputs.constituents is not None and self.collect_constituents:

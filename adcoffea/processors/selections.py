@@ -57,6 +57,14 @@ class DijetSelection:
         return self._cache["jets"]
 
     @property
+    def index(self) -> np.ndarray:
+        """Indices of the selected events in the chunk (``np.flatnonzero(mask)``)."""
+        index = self._cache.get("index")
+        if index is None:
+            index = self._cache["index"] = np.flatnonzero(self.mask)
+        return index
+
+    @property
     def jet_index(self) -> np.ndarray:
         """(n selected, 2) indices of the two selected jets in the chunk's flat jet columns."""
         if self._first is None:

@@ -46,10 +46,18 @@ class SemivisibleProcessor(SearchProcessor):
         phi = ak.to_numpy(events[met].phi).astype(np.float64)
         return pt, phi
 
+    def _selected_met(self, events, sel) -> tuple[np.ndarray, np.ndarray]:
+        """MET (pt, phi) of the selected events, read once per selection."""
+        met = sel._cache.get("met")
+        if met is None:
+            pt, phi = self._met(events)
+            met = sel._cache["met"] = (pt.take(sel.index), phi.take(sel.index))
+        return met
+
     def observable_values(self, events, sel, feats):
-        pt, phi = self._met(events)
+        pt, phi = self._selected_met(events, sel)
         return {"mt": transverse_mass(None, pt, phi, column=sel.two)}
 
     def extra_features(self, events, sel, feats, obs):
-        pt, phi = self._met(events)
+        pt, phi = self._selected_met(events, sel)
         return met_features(None, pt, phi, obs["mt"], column=sel.two)

@@ -720,6 +720,20 @@ def test_truncated_file_whose_baskets_survive_is_flagged(cases, tmp_path):
     assert r.events_processed + r.events_failed == r.events_total == N_PER_FILE
 
 
+def test_baskets_larger_than_a_chunk_are_warned_about(cases):
+    """Each chunk decompresses the whole baskets it reads from: the pre-flight says so."""
+    with uproot.open(cases["ok"]) as f:
+        basket = max(int(n) for n in np.diff(f["Events"]["FatJet_pt"].entry_offsets))
+    assert 1 < basket <= N_PER_FILE
+    small = _run([cases["ok"]], chunksize=basket - 1).report
+    [warning] = [w for w in small.warnings if "baskets of up to" in w]
+    assert str(cases["ok"]) in warning and f"{basket:,} entries" in warning
+    assert f"chunk size {basket - 1:,}" in warning
+    fitting = _run([cases["ok"]], chunksize=basket).report
+    assert not [w for w in fitting.warnings if "baskets" in w]
+    assert small.events_processed == fitting.events_processed == N_PER_FILE
+
+
 def test_fit_refuses_a_pickle_that_would_run_code(tmp_path, capsys):
     """Before: ``adcoffea fit FILE.pkl`` unpickled whatever it was given."""
     import pickle

@@ -316,6 +316,7 @@ def run_processor(
             strict=strict,
             timeout=timeout,
             offer=executor == "iterative",
+            chunksize=chunksize,
         )
         entries, failures = pre.entries, list(pre.failures)
         if not pre.good and failures:

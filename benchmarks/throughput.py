@@ -17,6 +17,10 @@ rounds over all workloads, after one warm-up run of each):
 * the constituent workload (``benchmarks/scaling.py``'s ``ConstituentDijet``: the dijet
   processor plus every selected jet's padded particles, the ANTELOPE/VRNN inputs) against
   uproot reading those branches too (skip with ``--no-constituents``);
+* the dijet processor and the read on the same events written as CMS writes NanoAOD
+  (``NANOAODSIMEventContent``: LZMA level 9; the dijet branches only, copied once from the
+  LZ4 file into ``--cache``, in baskets of 50k events as the generator writes): there decompression is most of reading, and the ratio is the
+  one an analyst sees on production files (skip with ``--no-lzma``);
 * building a chunk's NanoEvents from a real CMS NanoAOD v15 tree (2656 branches; the
   sample in ``shared/data/nanoaod`` or ``--nanoaod``): coffea's whole-tree events against
   adcoffea's (the dijet processor's collections only, the tree's metadata memoised per
@@ -195,6 +199,36 @@ def events_construction(path: Path, repeat: int = 10) -> None:
     )
 
 
+def _lzma_copy(path: Path) -> Path:
+    """The run, event, weight and FatJet branches of ``path``, written with LZMA level 9."""
+    out = path.with_name(f"{path.stem}_dijet_lzma9_b50k.root")
+    if out.exists():
+        return out
+    import awkward as ak
+    import uproot
+
+    from adcoffea.synthetic.nanoaod import write_events
+
+    t0 = time.perf_counter()
+    with uproot.open(path) as f:
+        tree = f["Events"]
+        fields = [k.split("_", 1)[1] for k in tree.keys(filter_name="FatJet_*")]
+        top = ["run", "luminosityBlock", "event", "genWeight"]
+
+        def chunks():
+            # one basket per 50k events, as the generator writes (a basket larger than a chunk
+            # is decompressed again by every chunk that reads from it)
+            branches = [*top, *(f"FatJet_{x}" for x in fields)]
+            for a in tree.iterate(branches, step_size=50_000, how=dict):
+                out = {k: a[k] for k in top}
+                out["FatJet"] = ak.zip({x: a[f"FatJet_{x}"] for x in fields})
+                yield out
+
+        write_events(out, chunks(), compression=uproot.LZMA(9))
+    print(f"wrote {out.name} (LZMA 9) in {time.perf_counter() - t0:.0f} s")
+    return out
+
+
 def _cwola_bundle(cache: Path) -> Path:
     """A CWoLa MLP ensemble (5 folds x 1 member) on toy LHCO features, trained once."""
     path = cache / "cwola_mlp_bundle"
@@ -237,6 +271,7 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path, default=None, help="model bundle for the scored run")
     ap.add_argument("--cwola", action="store_true", help="score with a toy CWoLa MLP ensemble")
     ap.add_argument("--no-constituents", action="store_true")
+    ap.add_argument("--no-lzma", action="store_true", help="skip the LZMA 9 (CMS) comparison")
     ap.add_argument("--memory", action="store_true", help="also the peak memory per chunk")
     ap.add_argument("--memory-only", action="store_true")
     ap.add_argument("--repeat", type=int, default=2, help="best of N timings")
@@ -279,14 +314,14 @@ def main() -> None:
     # file source adcoffea's workers use, so the ratio is never flattered by a slow reference.
     local = {"handler": uproot.source.file.MultithreadedFileSource, "use_threads": False}
 
-    def read_uproot(branches, **options):
-        with uproot.open(path, **options) as f:
+    def read_uproot(branches, source=path, **options):
+        with uproot.open(source, **options) as f:
             for _ in f["Events"].iterate(branches, step_size=args.chunksize):
                 pass
 
-    def run(workload="light", bundle=None):
+    def run(workload="light", bundle=None, files=fileset):
         proc = _processor(workload, str(bundle) if bundle else None)
-        run_processor(fileset, proc, executor="iterative", chunksize=args.chunksize, status=False)
+        run_processor(files, proc, executor="iterative", chunksize=args.chunksize, status=False)
 
     both = BRANCHES + CONSTITUENT_BRANCHES
     timed = {
@@ -300,6 +335,10 @@ def main() -> None:
         timed["read_cons"] = lambda: read_uproot(both)
         timed["read_cons_local"] = lambda: read_uproot(both, **local)
         timed["cons"] = lambda: run("constituents")
+    if not args.no_lzma:
+        lzma = _lzma_copy(path)
+        timed["read_lzma"] = lambda: read_uproot(BRANCHES, lzma, **local)
+        timed["proc_lzma"] = lambda: run(files={"qcd": [str(lzma)]})
     # Rounds over every workload, best of --repeat each: on a shared machine whose speed
     # drifts, a read and a processor run measured next to each other see the same state.
     times: dict[str, list[float]] = {k: [] for k in timed}
@@ -367,6 +406,13 @@ def main() -> None:
             f"processor + constituents          : {n / t_cons:12,.0f} events/s "
             f"(ratio to uproot read of those branches: {t_cio / t_cons:.2f}; "
             f"{spread(('read_cons', 'read_cons_local'), 'cons')})"
+        )
+    if not args.no_lzma:
+        t_lz, t_plz = t["read_lzma"], t["proc_lzma"]
+        print(
+            f"LZMA 9 (CMS NanoAOD): uproot read : {n / t_lz:12,.0f} events/s; dijet processor "
+            f"{n / t_plz:,.0f} events/s (ratio to the read: {t_lz / t_plz:.2f}; "
+            f"{spread(('read_lzma',), 'proc_lzma')})"
         )
     wide = args.nanoaod or _default_nanoaod()
     if wide is not None and not wide.is_file():

@@ -186,17 +186,19 @@ def write_file(
     write_events(path, chunks())
 
 
-def write_events(path: Path, chunks: Iterable[dict[str, Any]]) -> None:
+def write_events(path: Path, chunks: Iterable[dict[str, Any]], *, compression: Any = None) -> None:
     """Write the branches of ``chunks`` (one dict per chunk) as the tree ``Events`` to ``path``.
 
     Written to a temporary name in the same directory, then renamed (atomic); the chunks are
-    consumed one at a time, so only one is in memory.
+    consumed one at a time, so only one is in memory. ``compression``: an uproot
+    compression (e.g. ``uproot.LZMA(9)``, as CMS writes NanoAOD); default LZ4, or ZLIB
+    level 1 without the LZ4 codecs.
     """
     import uproot
 
     tmp = path.parent / f".{path.name}.tmp{os.getpid()}"
     try:
-        with uproot.recreate(tmp, compression=_compression()) as f:
+        with uproot.recreate(tmp, compression=compression or _compression()) as f:
             tree = None
             for arrays in chunks:
                 if tree is None:

@@ -720,11 +720,17 @@ def test_truncated_file_whose_baskets_survive_is_flagged(cases, tmp_path):
     assert r.events_processed + r.events_failed == r.events_total == N_PER_FILE
 
 
-def test_baskets_larger_than_a_chunk_are_warned_about(cases):
-    """Each chunk decompresses the whole baskets it reads from: the pre-flight says so."""
+def test_baskets_larger_than_a_chunk_are_warned_about(cases, monkeypatch):
+    """Each chunk decompresses the whole baskets it reads from: the pre-flight says so
+    (for baskets of at least LARGE_BASKET entries; these test files have small ones)."""
+    from adcoffea.execution import preflight
+
     with uproot.open(cases["ok"]) as f:
         basket = max(int(n) for n in np.diff(f["Events"]["FatJet_pt"].entry_offsets))
-    assert 1 < basket <= N_PER_FILE
+    assert 1 < basket <= N_PER_FILE < preflight.LARGE_BASKET
+    quiet = _run([cases["ok"]], chunksize=basket - 1).report
+    assert not [w for w in quiet.warnings if "baskets" in w]
+    monkeypatch.setattr(preflight, "LARGE_BASKET", basket)
     small = _run([cases["ok"]], chunksize=basket - 1).report
     [warning] = [w for w in small.warnings if "baskets of up to" in w]
     assert str(cases["ok"]) in warning and f"{basket:,} entries" in warning

@@ -11,7 +11,8 @@ others:
 * a file shorter than the end offset its ROOT header declares (``fEND``) was truncated:
   the branches needed may still be readable (then the run goes on and the chunks whose
   baskets are gone are accounted as failed), but it is warned about;
-* a file whose needed branches have baskets of more entries than a chunk is warned about:
+* a file whose needed branches have baskets of more entries than a chunk (and at least
+  :data:`LARGE_BASKET`) is warned about:
   every chunk decompresses the whole baskets it reads from, so a 1M-entry basket (a file
   written by uproot in one go) read in 100k chunks is decompressed ten times. On 1M events
   written with LZMA level 9, baskets of 682k entries made the dijet processor 5.6x slower
@@ -47,6 +48,10 @@ log = logging.getLogger("adcoffea.execution")
 #: file without the event ID branches (when building the events, outside the processor).
 BASE_BRANCHES = ("run", "luminosityBlock", "event")
 JET_FIELDS = ("pt", "eta", "phi", "mass")
+
+#: Baskets of fewer entries are not warned about when larger than a chunk: decompressing
+#: them again costs milliseconds (the warning is for files written in one go, 100k+).
+LARGE_BASKET = 10_000
 
 #: Seconds a file may take to open (metadata only) before it counts as unreachable.
 DEFAULT_TIMEOUT = 60.0
@@ -408,7 +413,11 @@ def check_fileset(
                 f"{path} ({ds}) is truncated: {info.size} bytes, its ROOT header says "
                 f"{info.end}; chunks whose baskets are lost will fail",
             )
-        if chunksize and info.basket is not None and info.basket[0] > chunksize:
+        if (
+            chunksize
+            and info.basket is not None
+            and info.basket[0] > max(chunksize, LARGE_BASKET - 1)
+        ):
             size, branch = info.basket
             _warn(
                 res,

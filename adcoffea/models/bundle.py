@@ -283,8 +283,8 @@ class ModelBundle:
                 for start in range(0, len(rows), batch_size):
                     idx = rows[start : start + batch_size]
                     xb = x[torch.as_tensor(idx)]
-                    logits = [nw[f"fold{i}_member{j}"](xb).double().numpy() for j in range(m)]
-                    out[idx] = np.mean(logits, axis=0)
+                    members = [nw[f"fold{i}_member{j}"] for j in range(m)]
+                    out[idx] = np.mean(nets.member_logits(members, xb), axis=0)
         return out
 
     def score(self, inputs: ModelInputs, *, batch_size: int = 8192) -> np.ndarray:

@@ -107,10 +107,8 @@ class KFoldClassifier:
     history: Mapping[str, list[float]] = field(default_factory=dict)
 
     def _logits(self, xs: torch.Tensor, fold: int) -> np.ndarray:
-        with torch.no_grad():
-            out = [self.models[f"fold{fold}_member{j}"](xs).double().numpy()
-                   for j in range(self.members)]  # fmt: skip
-        return np.mean(out, axis=0)
+        members = [self.models[f"fold{fold}_member{j}"] for j in range(self.members)]
+        return np.mean(nets.member_logits(members, xs), axis=0)
 
     def _x(self, x: np.ndarray) -> torch.Tensor:
         x = np.asarray(x)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from adcoffea.models.quickscorer import TreeArrays, TreeScorer, supported
 from adcoffea.models.threads import current_threads
 
 
@@ -342,6 +343,8 @@ class TreeEnsemble(nn.Module):
         self.register_buffer("offsets", torch.zeros(int(n_trees) + 1, dtype=torch.int64))
         self.register_buffer("baseline", torch.zeros((), dtype=torch.float64))
         self._predictors: list[Any] | None = None
+        self._scorer: TreeScorer | bool | None = None
+        self._version = 0  # counts the state dicts loaded (member_logits' cache key)
 
     @staticmethod
     def from_sklearn(clf: Any, n_iter: int | None = None) -> TreeEnsemble:
@@ -391,7 +394,18 @@ class TreeEnsemble(nn.Module):
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         super()._load_from_state_dict(*args, **kwargs)
-        self._predictors = None  # rebuilt from the new arrays on the next call
+        # rebuilt from the new arrays on the next call
+        self._predictors = None
+        self._scorer = None
+        self._version = getattr(self, "_version", 0) + 1
+
+    def arrays(self) -> TreeArrays:
+        """The node arrays as :class:`~adcoffea.models.quickscorer.TreeArrays` (numpy)."""
+        return TreeArrays(
+            baseline=float(self.baseline),
+            offsets=self.offsets.numpy(),
+            **{name: getattr(self, name).numpy() for name in _NODE_FIELDS},
+        )
 
     def _build(self) -> list[Any]:
         from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
@@ -406,12 +420,33 @@ class TreeEnsemble(nn.Module):
                 for a, b in itertools.pairwise(off)]  # fmt: skip
 
     def logit(self, x: np.ndarray) -> np.ndarray:
-        """Raw score (log-odds) of each row of ``x`` (n, n_features), float64."""
-        if self._predictors is None:
-            self._predictors = self._build()
+        """Raw score (log-odds) of each row of ``x`` (n, n_features), float64.
+
+        Scored by :class:`~adcoffea.models.quickscorer.TreeScorer` (the same values to the
+        bit, ~4x faster); trees of more than 64 leaves by scikit-learn's predictors.
+        """
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected (n, {self.n_features}) features, got {x.shape}")
+        scorer = self.scorer()
+        if scorer is not None:
+            return scorer.logits(x)[0]
+        return self.walk(x)
+
+    def scorer(self) -> TreeScorer | None:
+        """This ensemble's QuickScorer (built once), or None if a tree is too large for it."""
+        if getattr(self, "_scorer", None) is None:
+            arrays = self.arrays()
+            self._scorer = (
+                TreeScorer([arrays], n_features=self.n_features) if supported([arrays]) else False
+            )
+        return self._scorer or None
+
+    def walk(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`logit` by scikit-learn's compiled tree predictors, tree after tree."""
+        if self._predictors is None:
+            self._predictors = self._build()
+        x = np.ascontiguousarray(x, dtype=np.float64)
         out = np.full(len(x), float(self.baseline))
         cats = np.zeros((0, 8), dtype=np.uint32)
         f_idx = np.zeros(self.n_features, dtype=np.uint32)
@@ -422,6 +457,32 @@ class TreeEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(self.logit(x.detach().cpu().numpy()))
+
+
+def member_logits(models: Sequence[nn.Module], x: torch.Tensor) -> np.ndarray:
+    """(members, rows) float64 logits of ``models`` (one k-fold fold's members) on ``x``.
+
+    Boosted-tree members are scored together by one
+    :class:`~adcoffea.models.quickscorer.TreeScorer` (one binary search per feature for all
+    of them; kept on the first member while the members' arrays are unchanged), with the
+    same values as each member's own :meth:`TreeEnsemble.logit`; other modules one by one.
+    """
+    models = list(models)
+    trees = all(isinstance(m, TreeEnsemble) for m in models)
+    if models and trees and len({m.n_features for m in models}) == 1:  # type: ignore[union-attr]
+        first = models[0]
+        key = tuple((id(m), getattr(m, "_version", 0)) for m in models)
+        cached = getattr(first, "_fused", None)
+        if cached is None or cached[0] != key:
+            arrays = [m.arrays() for m in models]  # type: ignore[operator]
+            scorer = TreeScorer(arrays, n_features=first.n_features) if supported(arrays) else None
+            cached = first._fused = (key, scorer)  # type: ignore[assignment]
+        if cached[1] is not None:
+            return cached[1].logits(x.detach().cpu().numpy())
+    with torch.no_grad():
+        return (
+            np.stack([m(x).double().numpy() for m in models]) if models else np.zeros((0, len(x)))
+        )
 
 
 def nodes_dtype() -> np.dtype:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adcoffea.models.quickscorer import TreeArrays, TreeScorer, supported
+from adcoffea.models.quickscorer import TreeArrays, TreeScorer, groups, supported
 from adcoffea.models.threads import current_threads
 
 
@@ -462,27 +462,38 @@ class TreeEnsemble(nn.Module):
 def member_logits(models: Sequence[nn.Module], x: torch.Tensor) -> np.ndarray:
     """(members, rows) float64 logits of ``models`` (one k-fold fold's members) on ``x``.
 
-    Boosted-tree members are scored together by one
+    Boosted-tree members are scored together by
     :class:`~adcoffea.models.quickscorer.TreeScorer` (one binary search per feature for all
-    of them; kept on the first member while the members' arrays are unchanged), with the
-    same values as each member's own :meth:`TreeEnsemble.logit`; other modules one by one.
+    of them; several scorers if their tables would exceed
+    :data:`~adcoffea.models.quickscorer.MAX_TABLE_BYTES`; kept on the first member while the
+    members' arrays are unchanged), with the same values as each member's own
+    :meth:`TreeEnsemble.logit`; other modules one by one.
     """
     models = list(models)
+    if not models:
+        return np.zeros((0, len(x)))
     trees = all(isinstance(m, TreeEnsemble) for m in models)
-    if models and trees and len({m.n_features for m in models}) == 1:  # type: ignore[union-attr]
+    if trees and len({m.n_features for m in models}) == 1:  # type: ignore[union-attr]
         first = models[0]
         key = tuple((id(m), getattr(m, "_version", 0)) for m in models)
         cached = getattr(first, "_fused", None)
         if cached is None or cached[0] != key:
             arrays = [m.arrays() for m in models]  # type: ignore[operator]
-            scorer = TreeScorer(arrays, n_features=first.n_features) if supported(arrays) else None
-            cached = first._fused = (key, scorer)  # type: ignore[assignment]
+            scorers = None
+            if supported(arrays):
+                scorers = [
+                    (a, b, TreeScorer(arrays[a:b], n_features=first.n_features))
+                    for a, b in groups(arrays)
+                ]
+            cached = first._fused = (key, scorers)  # type: ignore[assignment]
         if cached[1] is not None:
-            return cached[1].logits(x.detach().cpu().numpy())
+            rows = x.detach().cpu().numpy()
+            out = np.empty((len(models), len(rows)))
+            for a, b, scorer in cached[1]:
+                out[a:b] = scorer.logits(rows)
+            return out
     with torch.no_grad():
-        return (
-            np.stack([m(x).double().numpy() for m in models]) if models else np.zeros((0, len(x)))
-        )
+        return np.stack([m(x).double().numpy() for m in models])
 
 
 def nodes_dtype() -> np.dtype:

@@ -107,3 +107,26 @@ def test_wrong_feature_count_is_refused():
     trees = TreeEnsemble.from_sklearn(HistGradientBoostingClassifier(max_iter=3).fit(x, y))
     with pytest.raises(ValueError, match=r"expected \(n, 4\) features"):
         trees.logit(x[:, :3])
+
+
+def test_members_beyond_the_table_budget_are_scored_in_groups(monkeypatch):
+    x, y = _data(2000, 7)
+    members = [
+        TreeEnsemble.from_sklearn(
+            HistGradientBoostingClassifier(max_iter=8, random_state=j).fit(x, y)
+        )
+        for j in range(5)
+    ]
+    arrays = [m.arrays() for m in members]
+    one = quickscorer.table_bytes(arrays[:1])
+    assert quickscorer.groups(arrays, max_bytes=10**12) == [(0, 5)]
+    split = quickscorer.groups(arrays, max_bytes=one)
+    assert split == [(j, j + 1) for j in range(5)]  # each alone, even if over the budget
+    assert quickscorer.groups(arrays, max_bytes=quickscorer.table_bytes(arrays[:2]))[0] == (0, 2)
+    monkeypatch.setattr(
+        "adcoffea.models.nets.groups", lambda a: quickscorer.groups(a, max_bytes=one)
+    )
+    out = member_logits(members, torch.as_tensor(x))
+    assert len(members[0]._fused[1]) == 5
+    for j, m in enumerate(members):
+        np.testing.assert_array_equal(out[j], m.walk(x))

@@ -53,6 +53,9 @@ def test_logits_equal_sklearn_to_the_bit(leaves, seed):
     n = quickscorer.BLOCK + 3
     np.testing.assert_array_equal(trees.logit(rows[:n]), clf.decision_function(rows[:n]))
     np.testing.assert_array_equal(trees.logit(rows[:1]), clf.decision_function(rows[:1]))
+    # blocks on threads: the same values
+    scorer = trees.scorer()
+    np.testing.assert_array_equal(scorer.logits(rows, threads=3), scorer.logits(rows))
 
 
 def test_trees_too_large_for_a_mask_are_walked():
@@ -130,3 +133,17 @@ def test_members_beyond_the_table_budget_are_scored_in_groups(monkeypatch):
     assert len(members[0]._fused[1]) == 5
     for j, m in enumerate(members):
         np.testing.assert_array_equal(out[j], m.walk(x))
+
+
+def test_many_threads_walk_the_trees_and_no_rows_give_no_logits(monkeypatch):
+    x, y = _data(1500, 8)
+    trees = TreeEnsemble.from_sklearn(HistGradientBoostingClassifier(max_iter=5).fit(x, y))
+    assert trees.scorer().logits(x[:0]).shape == (1, 0)
+    used = []
+    monkeypatch.setattr(TreeEnsemble, "walk", lambda self, v: used.append(len(v)) or 0)
+    monkeypatch.setattr("adcoffea.models.nets.current_threads", lambda: 1)
+    trees.logit(x)
+    assert used == []
+    monkeypatch.setattr("adcoffea.models.nets.current_threads", lambda: quickscorer.MAX_THREADS + 1)
+    trees.logit(x)
+    assert used == [len(x)]

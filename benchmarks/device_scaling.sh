@@ -7,14 +7,17 @@
 #      1,2,4,8,16 single-threaded workers: the light dijet workload on all events, and the
 #      constituent workload on the first CONST_FILES (16) files      -> $OUT/scaling_*.txt/json
 #   3. peak memory of one 100k-event chunk, with and without constituents -> $OUT/memory.txt
-#   4. benchmarks/device_training.py: AE, CWoLa (MLP; BDT on CPU) and VRNN training and
+#   4. benchmarks/tree_scoring.py: boosted-tree scoring, QuickScorer against scikit-learn's
+#      walk at 1..16 threads (where adcoffea.models.quickscorer.MAX_THREADS should be)
+#                                                                    -> $OUT/tree_scoring.txt
+#   5. benchmarks/device_training.py: AE, CWoLa (MLP; BDT on CPU) and VRNN training and
 #      scoring on the GPU against the CPU                            -> $OUT/training.txt/json
 # Each step gets a time budget from what is left (DEVICE_LIMIT_S, default 540 s), skips what
 # would overrun, and prints what it did. Run from the repo root:
 #     OUT=/some/dir bash benchmarks/device_scaling.sh
 # Small test on any machine (wheels already importable, no GPU needed):
 #     SKIP_WHEELS=1 SCALING_EVENTS=40000 SCALING_FILES=4 CONST_FILES=2 SCALING_WORKERS=1,2 \
-#     TRAIN_EVENTS=20000 TRAIN_JETS=2000 TRAIN_EPOCHS=1 GEN_WORKERS=2 OUT=/tmp/o \
+#     TRAIN_EVENTS=20000 TRAIN_JETS=2000 TRAIN_EPOCHS=1 GEN_WORKERS=2 TREE_THREADS=1,2 OUT=/tmp/o \
 #     bash benchmarks/device_scaling.sh
 set -uo pipefail
 T0=$SECONDS
@@ -125,6 +128,19 @@ B=$(budget 60 160)
     echo "skipped: not enough time left"
   fi
 } 2>&1 | tee "$OUT/memory.txt"
+
+# ---- boosted-tree scoring: QuickScorer against scikit-learn's walk, per thread count
+B=$(budget 45 150)
+{
+  stamp "tree scoring threads (budget $B s)"
+  if [ "$B" -gt 15 ]; then
+    timeout "$B" python3 benchmarks/tree_scoring.py --threads "${TREE_THREADS:-1,2,4,8,16}" \
+      --cache "$DATA/throughput"
+    echo "exit status $?"
+  else
+    echo "skipped: not enough time left"
+  fi
+} 2>&1 | tee "$OUT/tree_scoring.txt"
 
 # ---- training and scoring, GPU against CPU
 B=$(budget 240 5)

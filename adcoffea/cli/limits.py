@@ -33,6 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sqrt-s", type=float, default=13000.0, help="GeV")
     parser.add_argument("--range", type=float, nargs=2, default=None, metavar=("LO", "HI"))
     parser.add_argument("--cl", type=float, default=0.95)
+    parser.add_argument(
+        "--luminosity",
+        type=float,
+        default=None,
+        help="fb^-1 of the data: also the limits on the visible cross section "
+        "sigma x B x acceptance x efficiency = signal events / luminosity, in fb",
+    )
+    parser.add_argument(
+        "--cross-section",
+        type=float,
+        default=None,
+        help="pb: the sigma x B of the signal for mu = 1 (the template's normalisation): "
+        "also the limits on sigma x B, in fb",
+    )
     parser.add_argument("--out", default="limit_results", help="output directory")
 
 
@@ -49,6 +63,10 @@ def main(args: argparse.Namespace) -> int:
     from adcoffea.outputs import write_json
     from adcoffea.plots import save
     from adcoffea.plots.limits import plot_brazil
+
+    for key, value in (("--luminosity", args.luminosity), ("--cross-section", args.cross_section)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise ConfigError(f"{key} must be a positive number, got {value}")
 
     def get(dataset: str) -> Any:
         return load_histogram(
@@ -106,15 +124,45 @@ def main(args: argparse.Namespace) -> int:
         scan.masses, scan.observed, scan.expected, ylabel=f"{args.cl:.0%} CL upper limit on mu"
     )
     save(fig, out / "brazil.png", dpi=80)
+    limits = scan.to_dict()
+    # in fb: what mu = 1 stands for, times the limit on mu
+    converted = {}
+    if args.luminosity is not None:
+        converted["visible_cross_section"] = (
+            "sigma x B x acceptance x efficiency",
+            scan.signal_yield / args.luminosity,
+        )
+    if args.cross_section is not None:
+        converted["cross_section"] = (
+            "sigma x B",
+            np.full(len(scan.masses), 1000.0 * args.cross_section),
+        )
+    for key, (what, per_mu) in converted.items():
+        limits[f"observed_{key}_fb"] = (scan.observed * per_mu).tolist()
+        limits[f"expected_{key}_fb"] = (scan.expected * per_mu[:, None]).tolist()
+        fig = plot_brazil(
+            scan.masses,
+            scan.observed * per_mu,
+            scan.expected * per_mu[:, None],
+            ylabel=f"{args.cl:.0%} CL upper limit on {what} [fb]",
+        )
+        save(fig, out / f"brazil_{key}.png", dpi=80)
+    if args.luminosity is not None:
+        limits["luminosity_fb"] = args.luminosity
+    if args.cross_section is not None:
+        limits["cross_section_mu1_pb"] = args.cross_section
     doc = {
         "histfile": str(args.histfile),
         "hist": args.hist,
         "background_fit": fit.to_dict(),
-        "limits": scan.to_dict(),
+        "limits": limits,
         "discovery": discovery,
     }
     write_json(out / "limits.json", doc)
-    for m, o, e in zip(scan.masses, scan.observed, scan.expected, strict=True):
-        print(f"m = {m:g} GeV: mu_up obs {o:.3g}, exp {e[2]:.3g} [{e[1]:.3g}, {e[3]:.3g}]")
+    for i, (m, o, e) in enumerate(zip(scan.masses, scan.observed, scan.expected, strict=True)):
+        line = f"m = {m:g} GeV: mu_up obs {o:.3g}, exp {e[2]:.3g} [{e[1]:.3g}, {e[3]:.3g}]"
+        for what, per_mu in converted.values():
+            line += f"; {what} < {o * per_mu[i]:.3g} fb (exp {e[2] * per_mu[i]:.3g})"
+        print(line)
     print(f"wrote {out}/limits.json")
     return 0

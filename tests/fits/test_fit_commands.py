@@ -75,14 +75,32 @@ def test_fit_and_limits_commands(tmp_path, capsys):
             "3500",
             "--n-params",
             "3",
+            "--luminosity",
+            "20",
+            "--cross-section",
+            "0.05",
             "--out",
             str(lim),
         ]
     )
     assert rc == 0
-    res = json.loads((lim / "limits.json").read_text())
-    assert len(res["limits"]["observed_mu"]) == 1
+    res = json.loads((lim / "limits.json").read_text())["limits"]
+    assert len(res["observed_mu"]) == 1
     assert (lim / "brazil.png").exists() and (lim / "workspace_3500.json").exists()
+    # in fb: signal events / luminosity, and mu x the mu = 1 cross section (0.05 pb = 50 fb)
+    n_sig = res["signal_yield_mu1"][0]
+    assert abs(n_sig - 300.0) < 1.0  # the template's sum of weights
+    np.testing.assert_allclose(
+        res["observed_visible_cross_section_fb"], [res["observed_events"][0] / 20]
+    )
+    np.testing.assert_allclose(
+        res["expected_cross_section_fb"][0], np.array(res["expected_mu"][0]) * 50
+    )
+    assert (lim / "brazil_cross_section.png").exists()
+    assert "sigma x B <" in capsys.readouterr().out
+    bad = ["limits", str(path), "--masses", "3500", "--luminosity", "-1", "--out", str(lim)]
+    assert main(bad) == 2
+    assert "--luminosity must be a positive number" in capsys.readouterr().err
     # user errors are reported without a traceback
     assert main(["fit", str(tmp_path / "missing.pkl")]) == 2
     assert "not found" in capsys.readouterr().err

@@ -16,6 +16,11 @@ resolution:
              variation is one-sided; the limits mirror ``jer_up`` about the nominal
 ===========  ===================================================================
 
+For the semi-visible search, whose mT is built from the jets and the missing momentum, the
+change of the jets' momentum is propagated to MET (:func:`propagate_to_met`: MET minus the
+vector sum of the jets' pt changes, as a type-1 correction propagates a JES change), so a
+varied event stays balanced: scaling the jets without it moved mT by the jets' share only.
+
 ``delta`` and ``sigma`` are either fixed relative sizes (``systematics.jes``/``jer``) or
 evaluated per jet by correctionlib from the JSON the user points to
 (``systematics.correctionlib`` with ``jes_key``/``jer_key``); a correction's inputs are
@@ -155,3 +160,47 @@ def vary_events(events: ak.Array, *, collection: str, factor: np.ndarray) -> ak.
     # the selection takes the two leading jets: a smeared jet may change places
     varied = varied[ak.argsort(varied.pt, axis=1, ascending=False, stable=True)]
     return ak.with_field(events, varied, collection)
+
+
+def propagate_to_met(
+    events: ak.Array, *, collection: str, factor: np.ndarray, met_collections: tuple[str, ...]
+) -> ak.Array:
+    """``events`` with each MET collection present corrected for jets scaled by ``factor``.
+
+    MET_new = MET - sum over the event's jets of (factor - 1) pt (cos phi, sin phi): the
+    momentum the varied jets gain is taken from the missing momentum. ``factor`` is flat,
+    per jet in storage order (as :func:`jet_factors` returns it); ``events`` holds the
+    nominal jets. A jet whose pt or phi is not finite changes nothing (its event is judged
+    by the selection's finiteness cut on the nominal values, as without a variation).
+
+    Example:
+        >>> ev = ak.Array([{"FatJet": [{"pt": 1000.0, "phi": 0.0}, {"pt": 800.0, "phi": np.pi}],
+        ...                 "MET": {"pt": 200.0, "phi": 0.0}}])
+        >>> out = propagate_to_met(ev, collection="FatJet", factor=np.array([1.1, 1.1]),
+        ...                        met_collections=("MET",))
+        >>> round(float(out.MET.pt[0]), 6), abs(round(float(out.MET.phi[0]), 6))
+        (180.0, 0.0)
+    """
+    jets = events[collection]
+    counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
+    pt = ak.to_numpy(ak.flatten(jets.pt, axis=1)).astype(np.float64)
+    phi = ak.to_numpy(ak.flatten(jets.phi, axis=1)).astype(np.float64)
+    gain = pt * (np.asarray(factor, dtype=np.float64) - 1.0)
+    with np.errstate(invalid="ignore"):
+        dx, dy = gain * np.cos(phi), gain * np.sin(phi)
+    ok = np.isfinite(dx) & np.isfinite(dy)
+    owner = np.repeat(np.arange(len(counts)), counts)
+    dpx = np.bincount(owner[ok], weights=dx[ok], minlength=len(counts))
+    dpy = np.bincount(owner[ok], weights=dy[ok], minlength=len(counts))
+    for name in met_collections:
+        if name not in events.fields:
+            continue
+        met = events[name]
+        met_pt = ak.to_numpy(met.pt).astype(np.float64)
+        met_phi = ak.to_numpy(met.phi).astype(np.float64)
+        px = met_pt * np.cos(met_phi) - dpx
+        py = met_pt * np.sin(met_phi) - dpy
+        met = ak.with_field(met, np.hypot(px, py), "pt")
+        met = ak.with_field(met, np.arctan2(py, px), "phi")
+        events = ak.with_field(events, met, name)
+    return events

@@ -185,6 +185,11 @@ class SearchProcessor(processor.ProcessorABC):
         """Branches the search reads beyond the jets (e.g. MET); none by default."""
         return []
 
+    def varied_events(self, events: ak.Array, factor: np.ndarray) -> ak.Array:
+        """The chunk with its jets' pt and mass scaled by ``factor`` (flat, per jet), the
+        input of a JES/JER variation (:func:`adcoffea.systematics.vary_events`)."""
+        return vary_events(events, collection=self.selection.jet_collection, factor=factor)
+
     def finite_inputs(self, events: ak.Array) -> np.ndarray | None:
         """Per event: are the search's non-jet inputs (e.g. MET) finite? None: no such inputs."""
         return None
@@ -424,7 +429,7 @@ class SearchProcessor(processor.ProcessorABC):
             if factor is None:  # the nominal jets (one-sided jer_down)
                 fill(variation, *nominal)
                 continue
-            varied = vary_events(events, collection=collection, factor=factor)
+            varied = self.varied_events(events, factor)
             sel, _, obs, _, scores = self._analyse(varied, weights_all, models)
             fill(variation, obs, weights_all.take(sel.index), scores)
 

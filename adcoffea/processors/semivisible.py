@@ -11,6 +11,7 @@ from adcoffea.errors import InputFileError
 from adcoffea.execution.preflight import BranchChoice
 from adcoffea.features import MET_FEATURES, met_features, transverse_mass
 from adcoffea.processors.base import SearchProcessor, make_axis
+from adcoffea.systematics import propagate_to_met
 
 MET_COLLECTIONS = ("PFMET", "MET")
 
@@ -27,6 +28,18 @@ class SemivisibleProcessor(SearchProcessor):
 
     def extra_branches(self):
         return [BranchChoice("MET", tuple((f"{c}_pt", f"{c}_phi") for c in MET_COLLECTIONS))]
+
+    def varied_events(self, events, factor):
+        """The varied jets, and MET corrected for their change (mT is built from both)."""
+        # MET first, from the nominal jets in storage order (the factor's order); the jets
+        # are varied (and re-sorted) after
+        corrected = propagate_to_met(
+            events,
+            collection=self.selection.jet_collection,
+            factor=factor,
+            met_collections=MET_COLLECTIONS,
+        )
+        return super().varied_events(corrected, factor)
 
     def finite_inputs(self, events):
         pt, phi = self._met(events)

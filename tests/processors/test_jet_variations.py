@@ -291,3 +291,76 @@ def test_limits_carry_jes_and_jer_histosys(tmp_path, monkeypatch):
     # without the variation histogram: no jes/jer
     plain = statistics.run_statistics(cfg, {"mjj": h}, ["data"], out_dir=tmp_path / "plain")
     assert {"jes", "jer"}.isdisjoint(n for n, _ in plain.limits.templates["wprime"].modifiers)
+
+
+# --------------------------------------------------------------------------------------
+# the semi-visible search: a jet variation is propagated to MET
+# --------------------------------------------------------------------------------------
+def test_met_follows_the_jets_so_a_balanced_event_scales_as_a_whole(tmp_path):
+    """MET = -(sum of the jets): scaling every jet's pt and mass by 1 + JES, with MET
+    corrected for the jets' gain, scales every momentum of mT, hence mT, by 1 + JES
+    exactly; MET left alone (before) gave a different mT."""
+    from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+    from adcoffea.processors import SemivisibleProcessor
+    from adcoffea.processors.base import SearchProcessor
+    from adcoffea.synthetic import generate
+
+    gen = generate("svj", n_events=400, seed=9, out_dir=tmp_path, name="svj")
+    events = NanoEventsFactory.from_root(
+        {gen.files[0]: "Events"}, schemaclass=NanoAODSchema, mode="virtual",
+        metadata={"dataset": "svj", "filename": gen.files[0]},
+    ).events()  # fmt: skip
+    pt, phi = (ak.values_astype(events.FatJet[q], np.float64) for q in ("pt", "phi"))
+    px, py = ak.sum(pt * np.cos(phi), axis=1), ak.sum(pt * np.sin(phi), axis=1)
+    for name in ("PFMET", "MET"):  # balanced: MET opposite the jets' sum
+        met = ak.with_field(events[name], np.hypot(px, py), "pt")
+        events = ak.with_field(events, ak.with_field(met, np.arctan2(-py, -px), "phi"), name)
+    proc = SemivisibleProcessor(selection=SelectionConfig(jet_pt_min=100.0))
+    [factor] = [
+        f
+        for k, f in jet_factors(
+            events, collection="FatJet", config=SystematicsConfig(jes=JES)
+        ).items()
+        if k == "jes_up"
+    ]
+    w = np.ones(len(events))
+    sel, _, obs, _, _ = proc._analyse(events, w, {})
+    vsel, _, vobs, _, _ = proc._analyse(proc.varied_events(events, factor), w, {})
+    both = np.intersect1d(sel.index, vsel.index)
+    assert len(both) > 300
+    nominal = obs["mt"][np.searchsorted(sel.index, both)]
+    varied = vobs["mt"][np.searchsorted(vsel.index, both)]
+    np.testing.assert_allclose(varied, (1 + JES) * nominal, rtol=1e-7)  # float64 rounding
+    # the MET of the varied events: the nominal minus the jets' gain
+    corrected = proc.varied_events(events, factor)
+    np.testing.assert_allclose(
+        ak.to_numpy(corrected.PFMET.pt), (1 + JES) * ak.to_numpy(events.PFMET.pt), rtol=1e-9
+    )
+    # jets alone (the base class's variation): mT does not scale with them
+    osel, _, old, _, _ = proc._analyse(SearchProcessor.varied_events(proc, events, factor), w, {})
+    common = np.intersect1d(osel.index, sel.index)
+    ratio = (
+        old["mt"][np.searchsorted(osel.index, common)]
+        / obs["mt"][np.searchsorted(sel.index, common)]
+    )
+    assert np.median(np.abs(ratio - (1 + JES))) > 1e-3
+
+
+def test_met_propagation_skips_non_finite_jets_and_absent_collections():
+    from adcoffea.systematics import propagate_to_met
+
+    events = ak.Array(
+        [
+            {"FatJet": [{"pt": 100.0, "phi": 0.0}, {"pt": np.nan, "phi": 1.0}],
+             "MET": {"pt": 50.0, "phi": np.pi / 2}},
+            {"FatJet": [], "MET": {"pt": 30.0, "phi": 0.0}},
+        ]
+    )  # fmt: skip
+    out = propagate_to_met(
+        events, collection="FatJet", factor=np.array([1.5, 1.5]), met_collections=("PFMET", "MET")
+    )
+    assert out.fields == events.fields  # no PFMET made up
+    # event 0: MET (0, 50) minus the first jet's gain (50, 0); the NaN jet adds nothing
+    np.testing.assert_allclose(ak.to_numpy(out.MET.pt), [np.hypot(50.0, 50.0), 30.0])
+    np.testing.assert_allclose(ak.to_numpy(out.MET.phi), [3 * np.pi / 4, 0.0])

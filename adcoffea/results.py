@@ -481,6 +481,8 @@ class MassPoint:
         observed_fb: observed limit on sigma x B (fb): the Gaussian's selected events over
             luminosity x efficiency.
         expected_fb: expected limits on sigma x B (fb) at -2 .. +2 sigma.
+        signal_systematics: the jet variations the Gaussian carries (``jes``, ``jer``:
+            histosys of the same names as the templates').
     """
 
     mass: float
@@ -491,6 +493,7 @@ class MassPoint:
     signal_efficiency: float | None = None
     observed_fb: float | None = None
     expected_fb: tuple[float, ...] | None = None
+    signal_systematics: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -510,6 +513,8 @@ class MassPoint:
             out["signal_efficiency"] = self.signal_efficiency
             out["observed_fb"] = self.observed_fb
             out["expected_fb"] = list(self.expected_fb or ())
+        if self.signal_systematics:
+            out["signal_systematics"] = list(self.signal_systematics)
         return out
 
 

@@ -937,7 +937,7 @@ def _mass_scan(
     a Gaussian of ``N`` selected events at mass ``m`` stands for ``sigma x B = N / (L x
     eff(m))``, ``eff`` interpolated linearly between the templates (constant beyond them).
     """
-    from adcoffea.fits.signal import gaussian_signal
+    from adcoffea.fits.signal import gaussian_signal, gaussian_variations
     from adcoffea.fits.workspace import build_workspace, upper_limit
     from adcoffea.plots import save
     from adcoffea.plots.limits import plot_brazil, plot_limit_map
@@ -954,6 +954,19 @@ def _mass_scan(
         grid = [(m, None) for m in lim.masses]
     else:
         grid = [(m, mx) for m in lim.masses for mx in (lim.masses_x or [None])]
+    # JES/JER of fixed sizes act on a 1D Gaussian as on the jets (fits.signal); sizes
+    # evaluated per jet by correctionlib have no single value to shift a Gaussian by
+    sys_cfg = getattr(cfg, "systematics", None)
+    sizes: dict[str, float] = {}
+    if sys_cfg is not None and data.ndim == 1:
+        for source in ("jes", "jer"):
+            if getattr(sys_cfg, source) is not None:
+                sizes[source] = float(getattr(sys_cfg, source))
+            elif sys_cfg.has(source):
+                log.warning(
+                    "%s from correctionlib: the Gaussian mass scan carries no %s (it needs a "
+                    "single relative size, systematics.%s)", source, source, source,
+                )  # fmt: skip
     for m, mx in grid:
         shape = gaussian_signal(e0, m, rel_width=lim.signal_width)
         if mx is not None:
@@ -964,7 +977,13 @@ def _mass_scan(
             continue
         # Scale the unit-yield shape so that mu ~ O(1): pyhf's mu bounds then fit comfortably.
         norm = max(10.0, 3.0 * np.sqrt(bkg_total * min(1.0, 4 * lim.signal_width)))
-        args, kw = _signal_window(shape * norm, d_vec, background_arg, ws_kwargs, sig_kwargs)
+        kw_sig = dict(sig_kwargs)
+        if sizes:
+            varied = gaussian_variations(e0, m, rel_width=lim.signal_width, **sizes)
+            kw_sig["signal_variations"] = {
+                k: (project(up) * norm, project(down) * norm) for k, (up, down) in varied.items()
+            }
+        args, kw = _signal_window(shape * norm, d_vec, background_arg, ws_kwargs, kw_sig)
         ws = build_workspace(*args, **kw)
         try:
             res = upper_limit(ws, cl=lim.cl, calctype=lim.calculator)
@@ -991,6 +1010,7 @@ def _mass_scan(
                 mass_x=mx,
                 observed_events=res.observed * scale,
                 expected_events=tuple(e * scale for e in res.expected),
+                signal_systematics=tuple(sizes),
                 **fb,
             )
         )

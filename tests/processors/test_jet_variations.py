@@ -364,3 +364,61 @@ def test_met_propagation_skips_non_finite_jets_and_absent_collections():
     # event 0: MET (0, 50) minus the first jet's gain (50, 0); the NaN jet adds nothing
     np.testing.assert_allclose(ak.to_numpy(out.MET.pt), [np.hypot(50.0, 50.0), 30.0])
     np.testing.assert_allclose(ak.to_numpy(out.MET.phi), [3 * np.pi / 4, 0.0])
+
+
+def test_gaussian_shapes_move_as_the_jets_do():
+    from adcoffea.fits.signal import gaussian_signal, gaussian_variations
+
+    edges = np.linspace(1000.0, 6000.0, 2001)
+    c = 0.5 * (edges[1:] + edges[:-1])
+    v = gaussian_variations(edges, 3500.0, rel_width=0.05, jes=JES, jer=JER)
+
+    def moments(w):
+        mean = (w * c).sum() / w.sum()
+        return mean, np.sqrt((w * (c - mean) ** 2).sum() / w.sum())
+
+    (m_up, s_up), (m_down, _) = moments(v["jes"][0]), moments(v["jes"][1])
+    assert m_up == pytest.approx(3500 * (1 + JES), rel=1e-6)
+    assert m_down == pytest.approx(3500 * (1 - JES), rel=1e-6)
+    assert s_up == pytest.approx(0.05 * 3500 * (1 + JES), rel=1e-3)  # the width scales too
+    wide = moments(v["jer"][0])[1]
+    assert wide == pytest.approx(3500 * np.hypot(0.05, JER / np.sqrt(2)), rel=1e-3)
+    nominal = gaussian_signal(edges, 3500.0, rel_width=0.05)
+    np.testing.assert_allclose(v["jer"][1], np.maximum(2 * nominal - v["jer"][0], 0))
+    assert gaussian_variations(edges, 3500.0, jes=JES).keys() == {"jes"}
+
+
+def test_the_gaussian_mass_scan_carries_jes_and_jer(tmp_path):
+    """The scan's Gaussian signals get histosys jes/jer of the configured sizes: the limits
+    loosen (a signal whose position is uncertain is harder to pin), and say so."""
+    from adcoffea import statistics
+
+    edges = np.linspace(2000.0, 5000.0, 31)
+
+    def run(systematics, out):
+        block = {"systematics": systematics} if systematics else {}
+        cfg = parse_config(
+            {
+                **BASE,
+                "datasets": {"fileset": "f.json", "data": ["data"], "signal": []},
+                "histograms": {"mjj": {"edges": edges.tolist()}},
+                "limits": {"masses": [3500.0], "diagnostics": False},
+                "fit": {"n_params": [3]},
+                **block,
+            }
+        )
+        h = hist.Hist(
+            hist.axis.StrCategory(["data"], name="dataset"),
+            hist.axis.StrCategory(["inclusive"], name="region"),
+            hist.axis.Variable(edges, name="mjj"),
+        )
+        h.view()[0, 0] = np.random.default_rng(1).poisson(np.linspace(4000, 400, 30))
+        return statistics.run_statistics(cfg, {"mjj": h}, ["data"], out_dir=out)
+
+    plain = run(None, tmp_path / "plain").limits.mass_scan[0]
+    varied = run({"jes": 0.05, "jer": 0.10}, tmp_path / "varied").limits.mass_scan[0]
+    assert plain.ok and varied.ok
+    assert plain.signal_systematics == () and varied.signal_systematics == ("jes", "jer")
+    assert varied.to_dict()["signal_systematics"] == ["jes", "jer"]
+    assert "signal_systematics" not in plain.to_dict()
+    assert varied.expected_events[2] > plain.expected_events[2]

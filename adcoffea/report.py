@@ -408,6 +408,12 @@ def build_report(out_dir: Path, result: SearchResult) -> _Doc:
             )
         scan = lim.mass_scan or ()
         if scan:
+            carried = list(dict.fromkeys(s for p in scan if p.ok for s in p.signal_systematics))
+            d.p(
+                "Gaussian resonances versus mass"
+                + (f", with histosys {', '.join(carried)} on the signal" if carried else "")
+                + ":"
+            )
             has_x = scan[0].mass_x is not None
             head = (
                 ["m [GeV]"]

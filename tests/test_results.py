@@ -63,7 +63,12 @@ def search() -> SearchResult:
             "svj": TemplateLimit(workspace=Path("ws/inclusive_svj.json"), error="no bracket"),
         },
         mass_scan=(
-            MassPoint(mass=3000.0, observed_events=40.0, expected_events=(20, 25, 30, 40, 50)),
+            MassPoint(
+                mass=3000.0,
+                observed_events=40.0,
+                expected_events=(20, 25, 30, 40, 50),
+                signal_systematics=("jes", "jer"),
+            ),
             MassPoint(mass=3500.0, error="CLs stays above 0.05"),
         ),
     )
@@ -122,6 +127,7 @@ def test_to_dict_is_results_json(search, tmp_path):
         "workspace": "ws/inclusive_svj.json",
     }
     assert d["limits"]["mass_scan"][1] == {"mass": 3500.0, "error": "CLs stays above 0.05"}
+    assert d["limits"]["mass_scan"][0]["signal_systematics"] == ["jes", "jer"]
     roc = d["evaluation"]["models"]["ae"]["roc"]
     assert 0.7 < roc["auc"] < 0.8 and "fpr" not in roc
     assert d["training"]["ae"] == {
@@ -160,5 +166,6 @@ def test_report_reads_the_typed_result(search, tmp_path):
     # limits in mu and in events before the cut (mu x reference_events, 1000 here)
     assert "| wprime | 0.5 | 0.4 | 500 | 400 | – |" in md
     assert "| 3,500 | failed (see results.json) | – |" in md
+    assert "Gaussian resonances versus mass, with histosys jes, jer on the signal:" in md
     assert "| qcd | 100 | 40 |" in md
     assert "| ae | autoencoder |" in md

@@ -44,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cross-section",
         type=float,
         default=None,
-        help="pb: the sigma x B of the signal for mu = 1 (the template's normalisation): "
-        "also the limits on sigma x B, in fb",
+        help="pb: the sigma x B the signal for mu = 1 stands for (a template filled with "
+        "weights sigma x L / N_generated: that sigma; with unit weights of N generated "
+        "events: N / luminosity): also the limits on sigma x B, in fb",
     )
     parser.add_argument("--out", default="limit_results", help="output directory")
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import awkward as ak
 import numpy as np
 
+from adcoffea.columns import counts_and_starts, flat_column
 from adcoffea.corrections import correction_inputs, load_correction_set
 
 if TYPE_CHECKING:
@@ -182,9 +183,9 @@ def propagate_to_met(
         (180.0, 0.0)
     """
     jets = events[collection]
-    counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
-    pt = ak.to_numpy(ak.flatten(jets.pt, axis=1)).astype(np.float64)
-    phi = ak.to_numpy(ak.flatten(jets.phi, axis=1)).astype(np.float64)
+    counts, _ = counts_and_starts(jets)
+    pt = flat_column(jets, "pt").astype(np.float64)
+    phi = flat_column(jets, "phi").astype(np.float64)
     gain = pt * (np.asarray(factor, dtype=np.float64) - 1.0)
     with np.errstate(invalid="ignore"):
         dx, dy = gain * np.cos(phi), gain * np.sin(phi)

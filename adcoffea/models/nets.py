@@ -344,8 +344,9 @@ class TreeEnsemble(nn.Module):
         self.register_buffer("offsets", torch.zeros(int(n_trees) + 1, dtype=torch.int64))
         self.register_buffer("baseline", torch.zeros((), dtype=torch.float64))
         self._predictors: list[Any] | None = None
-        self._scorer: TreeScorer | bool | None = None
-        self._version = 0  # counts the state dicts loaded (member_logits' cache key)
+        #: QuickScorer groups of member lists led by this module (:func:`_tree_scorers`)
+        self._scorers: dict[tuple, list | None] = {}
+        self._version = 0  # counts the state dicts loaded (part of the scorers' key)
 
     @staticmethod
     def from_sklearn(clf: Any, n_iter: int | None = None) -> TreeEnsemble:
@@ -397,7 +398,6 @@ class TreeEnsemble(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
         # rebuilt from the new arrays on the next call
         self._predictors = None
-        self._scorer = None
         self._version = getattr(self, "_version", 0) + 1
 
     def arrays(self) -> TreeArrays:
@@ -438,12 +438,8 @@ class TreeEnsemble(nn.Module):
 
     def scorer(self) -> TreeScorer | None:
         """This ensemble's QuickScorer (built once), or None if a tree is too large for it."""
-        if getattr(self, "_scorer", None) is None:
-            arrays = self.arrays()
-            self._scorer = (
-                TreeScorer([arrays], n_features=self.n_features) if supported([arrays]) else False
-            )
-        return self._scorer or None
+        groups_ = _tree_scorers([self])
+        return None if groups_ is None else groups_[0][2]
 
     def walk(self, x: np.ndarray) -> np.ndarray:
         """:meth:`logit` by scikit-learn's compiled tree predictors, tree after tree."""
@@ -478,25 +474,13 @@ def member_logits(models: Sequence[nn.Module], x: torch.Tensor) -> np.ndarray:
     trees = all(isinstance(m, TreeEnsemble) for m in models)
     threads = current_threads()
     same = len({getattr(m, "n_features", None) for m in models}) == 1
-    if trees and same and threads <= QS_MAX_THREADS:
-        first = models[0]
-        key = tuple((id(m), getattr(m, "_version", 0)) for m in models)
-        cached = getattr(first, "_fused", None)
-        if cached is None or cached[0] != key:
-            arrays = [m.arrays() for m in models]  # type: ignore[operator]
-            scorers = None
-            if supported(arrays):
-                scorers = [
-                    (a, b, TreeScorer(arrays[a:b], n_features=first.n_features))
-                    for a, b in groups(arrays)
-                ]
-            cached = first._fused = (key, scorers)  # type: ignore[assignment]
-        if cached[1] is not None:
-            rows = x.detach().cpu().numpy()
-            out = np.empty((len(models), len(rows)))
-            for a, b, scorer in cached[1]:
-                out[a:b] = scorer.logits(rows, threads=threads)
-            return out
+    scorers = _tree_scorers(models) if trees and same and threads <= QS_MAX_THREADS else None
+    if scorers is not None:
+        rows = x.detach().cpu().numpy()
+        out = np.empty((len(models), len(rows)))
+        for a, b, scorer in scorers:
+            out[a:b] = scorer.logits(rows, threads=threads)
+        return out
     with torch.no_grad():
         return np.stack([m(x).double().numpy() for m in models])
 
@@ -536,3 +520,27 @@ def build(name: str, hyperparameters: dict[str, Any], *, seed: int | None = None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return cls(**hyperparameters)
+
+
+#: member lists whose scorers one module keeps (a fold's members, the module alone)
+_SCORER_SLOTS = 4
+
+
+def _tree_scorers(models: Sequence[Any]) -> list | None:
+    """``[(start, stop, TreeScorer)]`` over the tree ensembles ``models`` (groups within
+    :data:`~adcoffea.models.quickscorer.MAX_TABLE_BYTES`), or None when a tree has too many
+    leaves; built once and kept on the first module while the members' arrays are unchanged.
+    """
+    key = tuple((id(m), m._version) for m in models)
+    kept = models[0]._scorers
+    if key not in kept:
+        arrays = [m.arrays() for m in models]
+        n_features = models[0].n_features
+        kept[key] = (
+            [(a, b, TreeScorer(arrays[a:b], n_features=n_features)) for a, b in groups(arrays)]
+            if supported(arrays)
+            else None
+        )
+        while len(kept) > _SCORER_SLOTS:  # the oldest first
+            kept.pop(next(iter(kept)))
+    return kept[key]

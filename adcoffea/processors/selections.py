@@ -56,6 +56,13 @@ class DijetSelection:
             self._cache["jets"] = self._all_jets[self.mask][:, :2]
         return self._cache["jets"]
 
+    def memo(self, key: str, compute: Any) -> Any:
+        """``compute()``, once per selection: a value several hooks read (e.g. the MET of
+        the selected events)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
     @property
     def index(self) -> np.ndarray:
         """Indices of the selected events in the chunk (``np.flatnonzero(mask)``)."""

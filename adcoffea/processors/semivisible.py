@@ -61,11 +61,12 @@ class SemivisibleProcessor(SearchProcessor):
 
     def _selected_met(self, events, sel) -> tuple[np.ndarray, np.ndarray]:
         """MET (pt, phi) of the selected events, read once per selection."""
-        met = sel._cache.get("met")
-        if met is None:
+
+        def read() -> tuple[np.ndarray, np.ndarray]:
             pt, phi = self._met(events)
-            met = sel._cache["met"] = (pt.take(sel.index), phi.take(sel.index))
-        return met
+            return pt.take(sel.index), phi.take(sel.index)
+
+        return sel.memo("met", read)
 
     def observable_values(self, events, sel, feats):
         pt, phi = self._selected_met(events, sel)

@@ -130,7 +130,7 @@ def test_members_beyond_the_table_budget_are_scored_in_groups(monkeypatch):
         "adcoffea.models.nets.groups", lambda a: quickscorer.groups(a, max_bytes=one)
     )
     out = member_logits(members, torch.as_tensor(x))
-    assert len(members[0]._fused[1]) == 5
+    assert [len(v) for v in members[0]._scorers.values()] == [5]
     for j, m in enumerate(members):
         np.testing.assert_array_equal(out[j], m.walk(x))
 

@@ -148,8 +148,15 @@ def worker_pool_factory():
 
     import loky
 
+    from adcoffea.execution.allocator import LOKY_LEAK_BYTES
+
     return functools.partial(
-        loky.ProcessPoolExecutor, initializer=init_worker, initargs=(os.getpid(),)
+        loky.ProcessPoolExecutor,
+        initializer=init_worker,
+        initargs=(os.getpid(),),
+        # the workers keep freed chunk memory on purpose (init_worker): loky's leak check
+        # must not take that for a leak and restart them (LOKY_LEAK_BYTES)
+        env={"LOKY_MAX_MEMORY_LEAK_SIZE": str(LOKY_LEAK_BYTES)},
     )
 
 

@@ -38,6 +38,13 @@ MMAP_MAX = 0
 #: working set, constituents included (~0.5 GB for 100k events), stays for the next chunk.
 TRIM_THRESHOLD = 1024 * 1024 * 1024
 
+#: loky's worker memory-leak check (``LOKY_MAX_MEMORY_LEAK_SIZE``) for workers so tuned:
+#: loky restarts a worker whose RSS grew 300 MB past its size after the first task, and a
+#: worker that keeps its freed chunk memory grows by that much on purpose (the semi-visible
+#: pipeline's training then constituent chunks: a restart and a "memory leak" warning per
+#: run). Above what the heap may keep free (TRIM_THRESHOLD) plus loky's own 300 MB.
+LOKY_LEAK_BYTES = TRIM_THRESHOLD + 300 * 1000 * 1000
+
 # mallopt parameters (glibc malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
